@@ -1,0 +1,105 @@
+import { awscdk, javascript } from 'projen';
+import { UpdateSnapshot } from 'projen/lib/javascript';
+
+const project = new awscdk.AwsCdkConstructLibrary({
+  name: 'cdk-authenticated-websocket-api',
+  description:
+    'An authenticated API Gateway WebSocket API in a few lines: JWT authorizer, per-user connection registry, broadcast and direct messages, with bundled Lambda handlers.',
+  author: 'cdk-authenticated-websocket-api contributors',
+  authorAddress: 'maintainers@cdk-authenticated-websocket-api.dev',
+  repositoryUrl: 'https://github.com/cdk-authenticated-websocket-api/cdk-authenticated-websocket-api.git',
+  license: 'Apache-2.0',
+  stability: 'experimental',
+  keywords: ['awscdk', 'cdk', 'websocket', 'apigateway', 'jwt', 'lambda', 'dynamodb'],
+
+  defaultReleaseBranch: 'main',
+  packageManager: javascript.NodePackageManager.NPM,
+  projenrcTs: true,
+  github: false,
+  release: false,
+
+  cdkVersion: '2.276.0',
+  constructsVersion: '10.5.1',
+  jsiiVersion: '~6.0.0',
+
+  // The dev tsconfig sits at the top level, where users of projen libraries expect it.
+  tsconfigDevFile: 'tsconfig.dev.json',
+  // jsii compiles the construct layer only. Handler, runtime and gateway code is bundled by esbuild
+  // (it imports ESM-only packages such as jose) and type-checked by the `typecheck` task.
+  tsconfig: {
+    compilerOptions: {},
+    exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**'],
+  },
+  tsconfigDev: {
+    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } as any,
+  },
+
+  // Handlers bundle jose and the AWS SDK v3 (pinned by our lockfile, not by the Lambda runtime).
+  devDeps: [
+    'jose@^6',
+    '@aws-sdk/client-apigatewaymanagementapi@^3',
+    '@aws-sdk/client-dynamodb@^3',
+    '@aws-sdk/client-secrets-manager@^3',
+    '@types/aws-lambda@^8',
+    'dynalite@^4',
+    'ws@^8',
+    '@types/ws@^8',
+    'aws-cdk@^2',
+    'typescript@~5.9',
+    '@types/node@^22',
+  ],
+
+  lambdaOptions: {
+    runtime: awscdk.LambdaRuntime.NODEJS_22_X,
+    bundlingOptions: {
+      externals: [],
+      sourcemap: false,
+    },
+  },
+
+  jestOptions: {
+    // CI must fail on a changed template rather than rewrite the snapshot: `npx projen test:update` updates on purpose.
+    updateSnapshot: UpdateSnapshot.NEVER,
+    jestConfig: {
+      snapshotSerializers: ['<rootDir>/test/support/asset-hash-serializer.ts'],
+      testTimeout: 30_000,
+      // jose ships ESM only; the tests run CommonJS, so jose is transpiled like our own sources.
+      transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+    },
+  },
+
+  publishToPypi: {
+    distName: 'cdk-authenticated-websocket-api',
+    module: 'cdk_authenticated_websocket_api',
+  },
+  publishToMaven: {
+    javaPackage: 'io.github.cdk_authenticated_websocket_api',
+    mavenGroupId: 'io.github.cdk-authenticated-websocket-api',
+    mavenArtifactId: 'cdk-authenticated-websocket-api',
+  },
+  publishToNuget: {
+    dotNetNamespace: 'CdkAuthenticatedWebSocketApi',
+    packageId: 'CdkAuthenticatedWebSocketApi',
+  },
+  publishToGo: {
+    moduleName: 'github.com/cdk-authenticated-websocket-api/cdk-authenticated-websocket-api-go',
+  },
+
+  gitignore: ['cdk.out/', '.cdk.staging/', '/bindings/'],
+});
+
+for (const pattern of ['/examples/', '/bench/', '/.ci/', 'cdk.out/']) project.addPackageIgnore(pattern);
+
+project.jest!.config.transform['^.+/node_modules/jose/.+\\.js$'] = [
+  'ts-jest',
+  { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2022', isolatedModules: true } },
+];
+
+// ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.
+const typecheck = project.addTask('typecheck', {
+  description: 'Type-check sources, handlers, tests and examples',
+  exec: 'tsc --noEmit -p tsconfig.dev.json',
+});
+project.testTask.prependSpawn(typecheck);
+
+project.synth();

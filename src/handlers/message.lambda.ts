@@ -1,0 +1,3 @@
+export const handler = async (): Promise<unknown> => {
+  throw new Error('not implemented');
+};

@@ -1,0 +1,73 @@
+/**
+ * The contract between the construct and the bundled handlers: the environment variables the
+ * construct sets, the registry's schema and the keys of the authorizer context.
+ *
+ * This file is imported by both sides, so it holds constants only and imports nothing.
+ */
+
+/** Names of the environment variables the construct sets on the bundled handlers. */
+export const Env = {
+  /** Name of the connection registry table. Set on the connection and message handlers and on Lambda route targets. */
+  TABLE_NAME: 'CONNECTIONS_TABLE_NAME',
+  /** Name of the registry's GSI keyed by user id. */
+  USER_INDEX_NAME: 'CONNECTIONS_USER_INDEX_NAME',
+  /** `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`: the @connections endpoint. */
+  CALLBACK_URL: 'CALLBACK_URL',
+  /** Seconds a registry row lives after connect before DynamoDB TTL may remove it. */
+  CONNECTION_TTL_SECONDS: 'CONNECTION_TTL_SECONDS',
+  /** Most @connections posts in flight at once for one send. */
+  FANOUT_CONCURRENCY: 'FANOUT_CONCURRENCY',
+  /** Milliseconds one @connections post may take before it is abandoned. */
+  POST_TIMEOUT_MS: 'POST_TIMEOUT_MS',
+
+  /** ARN of the Secrets Manager secret whose SecretString is the HMAC key. Authorizer only. */
+  AUTH_SECRET_ARN: 'AUTH_SECRET_ARN',
+  /** Comma-separated JWS algorithms accepted, e.g. `HS256`. */
+  AUTH_ALGORITHMS: 'AUTH_ALGORITHMS',
+  /** Expected `iss`, when set. */
+  AUTH_ISSUER: 'AUTH_ISSUER',
+  /** Comma-separated accepted `aud` values, when set. */
+  AUTH_AUDIENCE: 'AUTH_AUDIENCE',
+  /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
+  AUTH_CLOCK_TOLERANCE_SECONDS: 'AUTH_CLOCK_TOLERANCE_SECONDS',
+  /** Claim whose value is the user id (default `sub`). */
+  AUTH_USER_ID_CLAIM: 'AUTH_USER_ID_CLAIM',
+  /** Comma-separated claims copied into the authorizer context and the registry row. */
+  AUTH_CONTEXT_CLAIMS: 'AUTH_CONTEXT_CLAIMS',
+  /** Where the token travels: `header:<Name>` or `query:<name>`. */
+  AUTH_TOKEN_LOCATION: 'AUTH_TOKEN_LOCATION',
+} as const;
+
+/** The connection registry's schema. */
+export const Registry = {
+  PARTITION_KEY: 'connectionId',
+  USER_ID: 'userId',
+  USER_INDEX: 'byUser',
+  CONNECTED_AT: 'connectedAt',
+  EXPIRES_AT: 'expiresAt',
+  TTL: 'ttl',
+  CLAIMS: 'claims',
+} as const;
+
+/** Keys of the authorizer context the bundled authorizer returns (besides the claims it copies). */
+export const AuthorizerContext = {
+  USER_ID: 'userId',
+  EXPIRES_AT: 'expiresAt',
+} as const;
+
+/** Context keys a copied claim may not take: API Gateway or the authorizer already uses them. */
+export const RESERVED_CONTEXT_KEYS: readonly string[] = ['principalId', 'integrationLatency', 'userId', 'expiresAt'];
+
+/** Defaults shared by the construct and the handlers. */
+export const Defaults = {
+  /** API Gateway closes every connection after 2 hours; the row may linger 5 minutes more. */
+  CONNECTION_TTL_SECONDS: 2 * 60 * 60 + 5 * 60,
+  FANOUT_CONCURRENCY: 100,
+  POST_TIMEOUT_MS: 5_000,
+  CLOCK_TOLERANCE_SECONDS: 5,
+  USER_ID_CLAIM: 'sub',
+  TOKEN_HEADER: 'Authorization',
+  TOKEN_QUERY: 'token',
+  /** The largest message API Gateway accepts or sends: 128 KB. */
+  MAX_MESSAGE_BYTES: 131_072,
+} as const;

@@ -1,0 +1,1 @@
+module.exports = { test: () => false, print: (v: unknown) => String(v) };
