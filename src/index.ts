@@ -1,1 +1,3 @@
-export {};
+export * from './authenticated-websocket-api';
+export * from './auth';
+export * from './route-target';

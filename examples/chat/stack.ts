@@ -1,0 +1,24 @@
+import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { AuthenticatedWebSocketApi, WebSocketAuth } from '../../src';
+
+/** A chat service: clients connect with a token signed by a shared secret and talk to everyone. */
+export class ChatStack extends Stack {
+  public readonly chat: AuthenticatedWebSocketApi;
+
+  constructor(scope: Construct, id: string, props?: StackProps) {
+    super(scope, id, props);
+
+    const secret = new secretsmanager.Secret(this, 'JwtSecret', {
+      description: 'Signs the tokens chat clients connect with',
+    });
+    this.chat = new AuthenticatedWebSocketApi(this, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(secret),
+    });
+
+    new CfnOutput(this, 'Url', { value: this.chat.url });
+    new CfnOutput(this, 'CallbackUrl', { value: this.chat.callbackUrl });
+    new CfnOutput(this, 'JwtSecretArn', { value: secret.secretArn });
+  }
+}
