@@ -95,6 +95,23 @@ project.jest!.config.transform['^.+/node_modules/jose/.+\\.js$'] = [
   { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2022', isolatedModules: true } },
 ];
 
+// ---- local gateway (`authws`) --------------------------------------------------------------
+// The CLI is bundled into one file by esbuild, so installing the library adds no runtime
+// dependencies. dynalite's optional on-disk store (`level`, a native addon) is swapped for a stub:
+// the gateway only uses dynalite's in-memory store.
+project.addBins({ authws: 'assets/local/authws.js' });
+const bundleCli = project.addTask('bundle:local', {
+  description: 'Bundle the authws CLI (local gateway)',
+  exec: [
+    'esbuild --bundle src/local/cli.ts --platform=node --target=node20 --format=cjs',
+    '--outfile=assets/local/authws.js --tsconfig=tsconfig.dev.json',
+    '--alias:level=./src/local/level-unavailable.ts',
+    '--log-level=warning',
+  ].join(' '),
+});
+project.tasks.tryFind('bundle')!.spawn(bundleCli);
+// -------------------------------------------------------------------------------------------
+
 // ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.
 const typecheck = project.addTask('typecheck', {
   description: 'Type-check sources, handlers, tests and examples',
