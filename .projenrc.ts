@@ -110,6 +110,16 @@ const bundleCli = project.addTask('bundle:local', {
   ].join(' '),
 });
 project.tasks.tryFind('bundle')!.spawn(bundleCli);
+// End-to-end tests drive the gateway with real clients: `ws`, `wscat`, and two Chromium pages.
+project.addDevDeps('wscat@^6', 'playwright-core@^1');
+// The README's main command: synthesize the example chat app and serve it locally.
+// Extra arguments reach the gateway, e.g. `npx projen demo --secret dev-secret --port 3001`.
+const demo = project.addTask('demo', {
+  description: 'Synthesize examples/chat and serve it with the local gateway (authws local)',
+});
+demo.spawn(project.tasks.tryFind('bundle')!);
+demo.exec('npx cdk synth --no-notices -q', { cwd: 'examples/chat' });
+demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out', { receiveArgs: true });
 // -------------------------------------------------------------------------------------------
 
 // ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.
