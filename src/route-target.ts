@@ -128,11 +128,14 @@ class LambdaRouteTarget extends RouteTarget {
     } else {
       Annotations.of(api).addWarningV2(
         'cdk-authenticated-websocket-api:importedRouteFunction',
-        `Route '${routeKey}' targets a function this app did not define, so it gets no CONNECTIONS_TABLE_NAME or CALLBACK_URL environment; set them on the function yourself.`,
+        `Route '${routeKey}' targets a function this app did not define, so it gets no CONNECTIONS_TABLE_NAME or CALLBACK_URL environment`
+        + (this.handler.role ? '' : ' and no grants (it was imported without a role)') + '; set them on the function yourself.',
       );
     }
-    api.grantReadConnections(this.handler);
-    api.grantManageConnections(this.handler);
+    if (this.handler.role) {
+      api.grantReadConnections(this.handler);
+      api.grantManageConnections(this.handler);
+    }
     return {
       integration: new WebSocketLambdaIntegration(`${routeKey}Integration`, this.handler),
       returnResponse: this.options.returnResponse,

@@ -1,0 +1,401 @@
+import { Duration } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { AuthenticatedWebSocketApi, RouteTarget, TokenLocation, WebSocketAuth } from '../src';
+import { logicalId, newStack, quickStart, statementsOf } from './support/stacks';
+
+const actionsOf = (statements: Array<Record<string, any>>): string[] =>
+  statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();
+
+describe('the quick start', () => {
+  const { template, stack, api } = quickStart();
+  const apiId = () => logicalId(template, 'AWS::ApiGatewayV2::Api', 'ChatApi');
+
+  test('creates a WebSocket API selecting routes by $request.body.action', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'WEBSOCKET',
+      RouteSelectionExpression: '$request.body.action',
+    });
+  });
+
+  test('deploys a stage named dev automatically', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'dev', AutoDeploy: true });
+    expect(template.findResources('AWS::ApiGatewayV2::Stage')[logicalId(template, 'AWS::ApiGatewayV2::Stage', 'ChatStage')]
+      .Properties.DefaultRouteSettings).toBeUndefined();
+  });
+
+  test('guards $connect with a REQUEST Lambda authorizer reading the Authorization header', () => {
+    const authorizerFn = logicalId(template, 'AWS::Lambda::Function', 'ChatAuthorizer');
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      IdentitySource: ['route.request.header.Authorization'],
+      AuthorizerUri: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([{ 'Fn::GetAtt': [authorizerFn, 'Arn'] }])]) }),
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: '$connect',
+      AuthorizationType: 'CUSTOM',
+      AuthorizerId: { Ref: logicalId(template, 'AWS::ApiGatewayV2::Authorizer', 'ChatApiAuthorizer') },
+    });
+  });
+
+  test.each([
+    ['$connect', 'ChatConnectionHandler'],
+    ['$disconnect', 'ChatConnectionHandler'],
+    ['$default', 'ChatMessageHandler'],
+  ])('wires %s to the bundled %s', (routeKey, fnPrefix) => {
+    const route = Object.values(template.findResources('AWS::ApiGatewayV2::Route'))
+      .find((r: any) => r.Properties.RouteKey === routeKey) as any;
+    const integrationId = route.Properties.Target['Fn::Join'][1][1].Ref;
+    const integration = template.findResources('AWS::ApiGatewayV2::Integration')[integrationId];
+    expect(integration.Properties.IntegrationType).toBe('AWS_PROXY');
+    expect(JSON.stringify(integration.Properties.IntegrationUri)).toContain(logicalId(template, 'AWS::Lambda::Function', fnPrefix));
+  });
+
+  test('defines only $connect, $disconnect and $default', () => {
+    const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r: any) => r.Properties.RouteKey);
+    expect(keys.sort()).toEqual(['$connect', '$default', '$disconnect']);
+  });
+
+  test('keeps the registry in an on-demand, encrypted table keyed by connectionId, with a GSI by user and a TTL', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'connectionId', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      SSESpecification: { SSEEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+      GlobalSecondaryIndexes: [{
+        IndexName: 'byUser',
+        KeySchema: [{ AttributeName: 'userId', KeyType: 'HASH' }],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['ttl', 'expiresAt'] },
+      }],
+    });
+  });
+
+  test('runs every bundled handler on Node.js 22 (arm64)', () => {
+    const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+    expect(functions).toHaveLength(3);
+    for (const fn of functions as any[]) {
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+    }
+  });
+
+  test('tells the authorizer where the secret is, never what it is', () => {
+    const secretId = logicalId(template, 'AWS::SecretsManager::Secret', 'JwtSecret');
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          AUTH_SECRET_ARN: { Ref: secretId },
+          AUTH_ALGORITHMS: 'HS256',
+          AUTH_TOKEN_LOCATION: 'header:Authorization',
+          AUTH_USER_ID_CLAIM: 'sub',
+          AUTH_CLOCK_TOLERANCE_SECONDS: '5',
+        }),
+      },
+    });
+    const json = JSON.stringify(template.toJSON());
+    // A secret value in a template is a dynamic reference ({{resolve:secretsmanager:...}}) or a literal SecretString.
+    expect(/\{\{resolve:secretsmanager|"SecretString"/.test(json)).toBe(false);
+  });
+
+  test('the authorizer may read the secret and nothing else', () => {
+    const secretId = logicalId(template, 'AWS::SecretsManager::Secret', 'JwtSecret');
+    const statements = statementsOf(template, 'ChatAuthorizer');
+    expect(actionsOf(statements)).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+    expect(statements.every((s) => s.Resource.Ref === secretId)).toBe(true);
+  });
+
+  test('no other function may read the secret', () => {
+    for (const prefix of ['ChatConnectionHandler', 'ChatMessageHandler']) {
+      expect(JSON.stringify(statementsOf(template, prefix))).not.toContain('secretsmanager');
+    }
+  });
+
+  test('the connection handler may only put and delete registry rows', () => {
+    const statements = statementsOf(template, 'ChatConnectionHandler');
+    expect(actionsOf(statements)).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem']);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: { CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') }, CONNECTION_TTL_SECONDS: '7500', AWS_NODEJS_CONNECTION_REUSE_ENABLED: '1' } },
+    });
+  });
+
+  test('the message handler may read and delete rows and manage connections of this stage only', () => {
+    const statements = statementsOf(template, 'ChatMessageHandler');
+    expect(actionsOf(statements)).toEqual(['dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    const manage = statements.find((s) => s.Action === 'execute-api:ManageConnections')!;
+    expect(manage.Resource).toEqual({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, '/dev/*/@connections/*']],
+    });
+  });
+
+  test('builds the callback URL from the API id, region and stage', () => {
+    const expected = { 'Fn::Join': ['', ['https://', { Ref: apiId() }, '.execute-api.eu-west-1.', { Ref: 'AWS::URLSuffix' }, '/dev']] };
+    expect(stack.resolve(api.callbackUrl)).toEqual(expected);
+    expect(stack.resolve(api.url)).toEqual({ 'Fn::Join': ['', ['wss://', { Ref: apiId() }, '.execute-api.eu-west-1.', { Ref: 'AWS::URLSuffix' }, '/dev']] });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ CALLBACK_URL: expected, FANOUT_CONCURRENCY: '100', CONNECTIONS_USER_INDEX_NAME: 'byUser' }) },
+    });
+  });
+
+  test('exposes its parts', () => {
+    expect(api.webSocketApi.apiId).toBeDefined();
+    expect(api.stage.stageName).toBe('dev');
+    expect(stack.resolve(api.table.tableName)).toEqual({ Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') });
+    expect([api.authorizerFunction, api.connectionFunction, api.messageFunction].map((f) => f.node.id))
+      .toEqual(['Authorizer', 'ConnectionHandler', 'MessageHandler']);
+  });
+});
+
+describe('props', () => {
+  test('stageName names the stage, the URLs and the ManageConnections scope', () => {
+    const { template, api, stack } = quickStart({ stageName: 'prod' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'prod' });
+    expect(JSON.stringify(stack.resolve(api.url))).toContain('/prod');
+    expect(JSON.stringify(statementsOf(template, 'ChatMessageHandler'))).toContain('/prod/*/@connections/*');
+  });
+
+  test('routeSelectionExpression is passed to the API', () => {
+    const { template } = quickStart({ routeSelectionExpression: '${request.body.service}/${request.body.action}' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { RouteSelectionExpression: '${request.body.service}/${request.body.action}' });
+  });
+
+  test('throttle sets the stage default route settings', () => {
+    const { template } = quickStart({ throttle: { rateLimit: 500, burstLimit: 1000 } });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+    });
+  });
+
+  test('apiName names the API', () => {
+    quickStart({ apiName: 'chat' }).template.hasResourceProperties('AWS::ApiGatewayV2::Api', { Name: 'chat' });
+  });
+
+  test('fanOutConcurrency reaches the message handler', () => {
+    quickStart({ fanOutConcurrency: 25 }).template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ FANOUT_CONCURRENCY: '25' }) },
+    });
+  });
+
+  test('auth options reach the authorizer, and context claims the connection handler', () => {
+    const { template } = quickStart({}, {
+      issuer: 'https://issuer.example',
+      audience: ['chat', 'admin'],
+      algorithms: ['HS512', 'HS256'],
+      clockTolerance: Duration.seconds(30),
+      userIdClaim: 'uid',
+      contextClaims: ['email', 'org'],
+      tokenLocation: TokenLocation.queryString('access_token'),
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          AUTH_ISSUER: 'https://issuer.example',
+          AUTH_AUDIENCE: 'chat,admin',
+          AUTH_ALGORITHMS: 'HS512,HS256',
+          AUTH_CLOCK_TOLERANCE_SECONDS: '30',
+          AUTH_USER_ID_CLAIM: 'uid',
+          AUTH_CONTEXT_CLAIMS: 'email,org',
+          AUTH_TOKEN_LOCATION: 'query:access_token',
+        }),
+      },
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', { IdentitySource: ['route.request.querystring.access_token'] });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ CONNECTION_TTL_SECONDS: '7500', AUTH_CONTEXT_CLAIMS: 'email,org' }) },
+    });
+  });
+
+  test('a custom header name becomes the identity source', () => {
+    quickStart({}, { tokenLocation: TokenLocation.header('X-Token') }).template
+      .hasResourceProperties('AWS::ApiGatewayV2::Authorizer', { IdentitySource: ['route.request.header.X-Token'] });
+  });
+});
+
+describe('routes', () => {
+  function withRoutes(routes: (stack: ReturnType<typeof newStack>) => Record<string, RouteTarget>) {
+    const stack = newStack();
+    const secret = new secretsmanager.Secret(stack, 'JwtSecret');
+    const api = new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.hmacSecret(secret), routes: routes(stack) });
+    return { stack, api, template: Template.fromStack(stack) };
+  }
+  const userFunction = (stack: ReturnType<typeof newStack>, id = 'Orders') => new lambda.Function(stack, id, {
+    runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+  });
+
+  test('a Lambda target gets a route, the registry and callback URL in its environment, and the grants to use them', () => {
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack)) }));
+    const route = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).find((r: any) => r.Properties.RouteKey === 'orders') as any;
+    expect(route).toBeDefined();
+    expect(route.Properties.RouteResponseSelectionExpression).toBeUndefined();
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      IntegrationUri: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([{ 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'Orders'), 'Arn'] }])]) }),
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Environment: { Variables: { CONNECTIONS_TABLE_NAME: Match.anyValue(), CONNECTIONS_USER_INDEX_NAME: 'byUser', CALLBACK_URL: Match.anyValue() } },
+    });
+    const statements = statementsOf(template, 'Orders');
+    expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+  });
+
+  test('returnResponse sends the function\'s answer back to the client', () => {
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack), { returnResponse: true }) }));
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'orders', RouteResponseSelectionExpression: '$default' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', { RouteResponseKey: '$default' });
+  });
+
+  test('an imported function is wired with a warning that it gets no environment or grants', () => {
+    const { stack } = withRoutes((s) => ({ orders: RouteTarget.lambda(lambda.Function.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:eu-west-1:111111111111:function:orders')) }));
+    Annotations.fromStack(stack).hasWarning('/TestStack/Chat', Match.stringLikeRegexp("Route 'orders' targets a function this app did not define.*set them on the function"));
+  });
+
+  test('an HTTP target renders the default template with connection id, event type, route key, user id and body', () => {
+    const { template } = withRoutes(() => ({ legacy: RouteTarget.http('https://backend.example/ws') }));
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'HTTP',
+      IntegrationUri: 'https://backend.example/ws',
+      IntegrationMethod: 'POST',
+      TimeoutInMillis: 29000,
+      TemplateSelectionExpression: '\\$default',
+      RequestTemplates: { $default: RouteTarget.HTTP_DEFAULT_TEMPLATE },
+    });
+    for (const part of ['$context.connectionId', '$context.eventType', '$context.routeKey', '$context.authorizer.userId', '$input.body']) {
+      expect(RouteTarget.HTTP_DEFAULT_TEMPLATE).toContain(part);
+    }
+    // Rendered with sample values, the template is the JSON a backend parses.
+    const rendered = RouteTarget.HTTP_DEFAULT_TEMPLATE
+      .replace(/\$context\.[A-Za-z.]+/g, 'x').replace('$input.body', '{"action":"legacy","n":1}');
+    expect(JSON.parse(rendered)).toEqual({ connectionId: 'x', eventType: 'x', routeKey: 'x', requestId: 'x', userId: 'x', body: { action: 'legacy', n: 1 } });
+  });
+
+  test('an HTTP target takes a template, method and timeout of its own', () => {
+    const { template } = withRoutes(() => ({
+      legacy: RouteTarget.http('https://backend.example/ws', { template: '{"who":"$context.authorizer.userId"}', method: 'PUT', timeout: Duration.seconds(5) }),
+    }));
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'HTTP', IntegrationMethod: 'PUT', TimeoutInMillis: 5000,
+      RequestTemplates: { $default: '{"who":"$context.authorizer.userId"}' },
+    });
+  });
+
+  test('an HTTP proxy target forwards the body and tells the backend who sent it in headers', () => {
+    const { template } = withRoutes(() => ({ legacy: RouteTarget.http('https://backend.example/ws', { proxy: true }) }));
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'HTTP_PROXY',
+      IntegrationUri: 'https://backend.example/ws',
+      RequestParameters: {
+        'integration.request.header.x-authws-connection-id': 'context.connectionId',
+        'integration.request.header.x-authws-user-id': 'context.authorizer.userId',
+      },
+      RequestTemplates: Match.absent(),
+    });
+  });
+
+  test('several routes live side by side', () => {
+    const { template } = withRoutes((stack) => ({
+      orders: RouteTarget.lambda(userFunction(stack)),
+      stock: RouteTarget.lambda(userFunction(stack, 'Stock')),
+      legacy: RouteTarget.http('http://backend.example'),
+    }));
+    template.resourceCountIs('AWS::ApiGatewayV2::Route', 6);
+  });
+});
+
+describe('grants', () => {
+  test('grantManageConnections scopes execute-api:ManageConnections to this API\'s stage', () => {
+    const { stack, api } = quickStart();
+    const role = new iam.Role(stack, 'Backend', { assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com') });
+    api.grantManageConnections(role);
+    const template = Template.fromStack(stack);
+    const apiId = logicalId(template, 'AWS::ApiGatewayV2::Api', 'ChatApi');
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalId(template, 'AWS::IAM::Role', 'Backend') }],
+      PolicyDocument: {
+        Statement: [{
+          Action: 'execute-api:ManageConnections',
+          Effect: 'Allow',
+          Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId }, '/dev/*/@connections/*']] },
+        }],
+      },
+    });
+  });
+
+  test('grantReadConnections lets a principal read the registry and its index, not write it', () => {
+    const { stack, api } = quickStart();
+    const role = new iam.Role(stack, 'Backend', { assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com') });
+    api.grantReadConnections(role);
+    const template = Template.fromStack(stack);
+    const tableId = logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections');
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: logicalId(template, 'AWS::IAM::Role', 'Backend') }],
+      PolicyDocument: {
+        Statement: [{
+          Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'],
+          Effect: 'Allow',
+          Resource: [{ 'Fn::GetAtt': [tableId, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, '/index/*']] }],
+        }],
+      },
+    });
+  });
+});
+
+describe('invalid props throw at synth with what to change', () => {
+  const secretIn = (stack: ReturnType<typeof newStack>) => new secretsmanager.Secret(stack, 'S');
+  test.each<[string, (stack: ReturnType<typeof newStack>) => void, RegExp]>([
+    ['a route key starting with $', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routes: { $orders: RouteTarget.http('https://x.example') } }), /route key '\$orders' starts with '\$'.*name custom routes without '\$' \(for example 'orders'\)/],
+    ['$default as a custom route', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routes: { $default: RouteTarget.http('https://x.example') } }), /route key '\$default' starts with '\$'/],
+    ['an empty route key', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routes: { '': RouteTarget.http('https://x.example') } }), /a route key is empty/],
+    ['a route key over 128 characters', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routes: { ['r'.repeat(129)]: RouteTarget.http('https://x.example') } }), /is 129 characters; use at most 128/],
+    ['more routes than API Gateway allows', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routes: Object.fromEntries(Array.from({ length: 298 }, (_, i) => [`r${i}`, RouteTarget.http('https://x.example')])) }), /298 routes given; API Gateway allows 297/],
+    ['an empty stage name', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), stageName: '' }), /stageName '' is not valid; use 1 to 128 letters, digits, '-' or '_'/],
+    ['a stage name with a slash', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), stageName: 'v1/dev' }), /stageName 'v1\/dev' is not valid/],
+    ['a route selection expression not starting with $request.', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routeSelectionExpression: 'action' }), /routeSelectionExpression 'action' is not valid; use '\$request\.body\.<field>'/],
+    ['a route selection expression on a header', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routeSelectionExpression: '$request.header.x' }), /routeSelectionExpression '\$request\.header\.x' is not valid/],
+    ['a negative rate limit', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), throttle: { rateLimit: -1 } }), /throttle\.rateLimit is -1; use a number of requests per second of 0 or more/],
+    ['a fractional burst limit', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), throttle: { burstLimit: 1.5 } }), /throttle\.burstLimit is 1\.5; use a whole number/],
+    ['a fan-out concurrency of 0', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), fanOutConcurrency: 0 }), /fanOutConcurrency is 0; use a whole number from 1 to 1000/],
+    ['an RSA algorithm for an HMAC secret', (s) => WebSocketAuth.hmacSecret(secretIn(s), { algorithms: ['RS256'] }), /'RS256' is not an HMAC algorithm; use HS256, HS384 or HS512/],
+    ['no algorithm at all', (s) => WebSocketAuth.hmacSecret(secretIn(s), { algorithms: [] }), /`algorithms` is empty/],
+    ['a context claim the context already uses', (s) => WebSocketAuth.hmacSecret(secretIn(s), { contextClaims: ['userId'] }), /context claim 'userId' collides/],
+    ['an empty user id claim', (s) => WebSocketAuth.hmacSecret(secretIn(s), { userIdClaim: '' }), /`userIdClaim` is empty/],
+    ['a clock tolerance over 5 minutes', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s), { clockTolerance: Duration.minutes(10) }) }), /`clockTolerance` is 600 seconds; use between 0 and 300/],
+    ['a header name with a space', () => TokenLocation.header('X Token'), /TokenLocation\.header\('X Token'\): a header name/],
+    ['a query parameter name with &', () => TokenLocation.queryString('a&b'), /TokenLocation\.queryString\('a&b'\)/],
+    ['an HTTP target that is not a URL', () => RouteTarget.http('backend.example'), /RouteTarget\.http\('backend\.example'\): the URL must start with https:\/\/ or http:\/\//],
+    ['an HTTP target with both proxy and template', () => RouteTarget.http('https://x.example', { proxy: true, template: '{}' }), /`template` has no effect with `proxy: true`/],
+    ['an HTTP timeout over 29 s', () => RouteTarget.http('https://x.example', { timeout: Duration.seconds(30) }), /`timeout` is 30000 ms; API Gateway allows 50 ms to 29 seconds/],
+  ])('%s', (_name, build, message) => {
+    expect(() => build(newStack())).toThrow(message);
+  });
+});
+
+describe('snapshots (asset hashes masked)', () => {
+  test('the quick start', () => {
+    expect(quickStart().template.toJSON()).toMatchSnapshot();
+  });
+
+  test('fully configured', () => {
+    const stack = newStack();
+    const secret = new secretsmanager.Secret(stack, 'JwtSecret');
+    const orders = new lambda.Function(stack, 'Orders', {
+      runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(secret, { issuer: 'https://issuer.example', audience: ['chat'], contextClaims: ['email'], tokenLocation: TokenLocation.queryString() }),
+      apiName: 'chat',
+      stageName: 'prod',
+      routeSelectionExpression: '$request.body.type',
+      throttle: { rateLimit: 100, burstLimit: 200 },
+      fanOutConcurrency: 50,
+      routes: {
+        orders: RouteTarget.lambda(orders, { returnResponse: true }),
+        legacy: RouteTarget.http('https://backend.example/ws'),
+        proxied: RouteTarget.http('https://backend.example/proxy', { proxy: true }),
+      },
+    });
+    expect(Template.fromStack(stack).toJSON()).toMatchSnapshot();
+  });
+});
