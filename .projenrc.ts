@@ -95,6 +95,14 @@ project.jest!.config.transform['^.+/node_modules/jose/.+\\.js$'] = [
   { tsconfig: { allowJs: true, module: 'commonjs', target: 'es2022', isolatedModules: true } },
 ];
 
+// The example app, synthesized the way a consumer's CDK app is: by the CDK CLI.
+const synthExample = project.addTask('synth:example', {
+  description: 'Bundle the handlers and synthesize examples/chat into examples/chat/cdk.out',
+  cwd: 'examples/chat',
+  exec: 'cdk synth --no-notices --quiet',
+});
+synthExample.prependSpawn(project.tasks.tryFind('bundle')!);
+
 // ---- local gateway (`authws`) --------------------------------------------------------------
 // The CLI is bundled into one file by esbuild, so installing the library adds no runtime
 // dependencies. dynalite's optional on-disk store (`level`, a native addon) is swapped for a stub:
