@@ -31,6 +31,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
     exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**'],
   },
   tsconfigDev: {
+    include: ['.projenrc.ts'],
     compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } as any,
   },
 
@@ -55,6 +56,14 @@ const project = new awscdk.AwsCdkConstructLibrary({
       externals: [],
       sourcemap: false,
     },
+  },
+
+  // Lint against the dev tsconfig, which covers src, test, examples and bench.
+  eslintOptions: {
+    dirs: ['src'],
+    devdirs: ['test', 'examples', 'bench'],
+    tsconfigPath: './tsconfig.dev.json',
+    projectService: false,
   },
 
   jestOptions: {
