@@ -1,3 +1,52 @@
-export const handler = async (): Promise<unknown> => {
-  throw new Error('not implemented');
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { ConfigurationError } from '../runtime/configuration';
+import { AuthorizerContext } from '../runtime/environment';
+import { errorName, logEvent } from '../runtime/log';
+import { TokenRefusedError, TokenVerifier, VerifiedToken } from '../runtime/token-verifier';
+
+/** Built on the first connect, so the environment is read then; reused by the container after that. */
+let verifier: TokenVerifier | undefined;
+
+/**
+ * REQUEST authorizer for `$connect`: a valid token gets an Allow policy whose context names the
+ * user; anything else is refused with `Unauthorized` (API Gateway answers 401).
+ */
+export const handler = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+  let user: VerifiedToken;
+  try {
+    verifier ??= TokenVerifier.fromEnvironment(process.env);
+    user = await verifier.verify(event);
+  } catch (err) {
+    logRefusal(event, err);
+    throw new Error('Unauthorized');
+  }
+  return allow(event.methodArn, user);
 };
+
+function allow(methodArn: string, user: VerifiedToken): APIGatewayAuthorizerResult {
+  return {
+    principalId: user.userId,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: methodArn }],
+    },
+    // Claims first: the verified user id and expiry must never be overwritten by a claim.
+    context: {
+      ...user.claims,
+      [AuthorizerContext.USER_ID]: user.userId,
+      ...(user.expiresAt !== undefined ? { [AuthorizerContext.EXPIRES_AT]: user.expiresAt } : {}),
+    },
+  };
+}
+
+/** One line with a reason code; never the token, the secret or an error message that could quote them. */
+function logRefusal(event: APIGatewayRequestAuthorizerEvent, err: unknown): void {
+  const connectionId = (event.requestContext as { connectionId?: string } | undefined)?.connectionId;
+  if (err instanceof TokenRefusedError) {
+    logEvent('warn', 'connect_refused', { reason: err.reason, detail: err.detail, connectionId });
+  } else if (err instanceof ConfigurationError) {
+    logEvent('error', 'connect_refused', { reason: 'MISCONFIGURED', detail: err.message, connectionId });
+  } else {
+    logEvent('error', 'connect_refused', { reason: 'UNEXPECTED', detail: errorName(err), connectionId });
+  }
+}
