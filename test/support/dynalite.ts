@@ -1,0 +1,57 @@
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+import { Registry } from '../../src/runtime/environment';
+
+/** An in-process DynamoDB holding registry tables shaped like the construct's. */
+export interface LocalDynamo {
+  /** `http://127.0.0.1:<port>`, for AWS_ENDPOINT_URL_DYNAMODB. */
+  readonly endpoint: string;
+  /** The registry table created at start. */
+  readonly tableName: string;
+  /** A client for the fixture's own reads and writes. */
+  readonly client: DynamoDBClient;
+  /** Creates another registry table, e.g. so a test starts from an empty registry. */
+  createRegistryTable(tableName: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Starts dynalite on a free port and creates the registry table (call useDummyAwsEnvironment first). */
+export async function startDynalite(tableName = 'connections'): Promise<LocalDynamo> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new DynamoDBClient({ endpoint });
+
+  const createRegistryTable = async (name: string): Promise<string> => {
+    // The schema the construct deploys: connectionId key, byUser GSI projecting what readers need.
+    await client.send(new CreateTableCommand({
+      TableName: name,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: Registry.PARTITION_KEY, AttributeType: 'S' },
+        { AttributeName: Registry.USER_ID, AttributeType: 'S' },
+      ],
+      KeySchema: [{ AttributeName: Registry.PARTITION_KEY, KeyType: 'HASH' }],
+      GlobalSecondaryIndexes: [{
+        IndexName: Registry.USER_INDEX,
+        KeySchema: [{ AttributeName: Registry.USER_ID, KeyType: 'HASH' }],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT] },
+      }],
+    }));
+    return name;
+  };
+  await createRegistryTable(tableName);
+
+  return {
+    endpoint,
+    tableName,
+    client,
+    createRegistryTable,
+    close: async () => {
+      client.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
