@@ -1,0 +1,91 @@
+import { Defaults } from './environment';
+
+/** The codes of the error frames a client may receive. */
+export type ErrorCode = 'BadRequest' | 'TooLarge' | 'UnknownAction' | 'Forbidden' | 'TokenExpired';
+
+/** The actions the bundled message handler serves. */
+export const KNOWN_ACTIONS = ['broadcast', 'send', 'ping'] as const;
+
+/** A client frame the bundled message handler understands. */
+export type ClientRequest =
+  | { readonly action: 'broadcast'; readonly message: unknown }
+  | { readonly action: 'send'; readonly to: string; readonly message: unknown }
+  | { readonly action: 'ping' };
+
+/** A frame that is refused; its code and message go back to the sender as an error frame. */
+export class MessageRejectedError extends Error {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'MessageRejectedError';
+  }
+}
+
+/** Parses a client frame into a request, or throws MessageRejectedError saying what is wrong with it. */
+export function parseClientFrame(body: string | null | undefined): ClientRequest {
+  const text = body ?? '';
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > Defaults.MAX_MESSAGE_BYTES) {
+    throw new MessageRejectedError('TooLarge', `The message is ${size} bytes; the limit is ${Defaults.MAX_MESSAGE_BYTES}.`);
+  }
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    throw new MessageRejectedError('BadRequest', 'The message is not valid JSON.');
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    throw new MessageRejectedError('BadRequest', 'The message must be a JSON object.');
+  }
+  const fields = frame as Record<string, unknown>;
+  if (!('action' in fields)) throw new MessageRejectedError('BadRequest', 'The message has no "action" field.');
+  const action = fields.action;
+  if (typeof action !== 'string') throw new MessageRejectedError('BadRequest', 'The "action" field must be a string.');
+
+  switch (action) {
+    case 'broadcast':
+      return { action, message: requiredMessage(fields, action) };
+    case 'send': {
+      const to = fields.to;
+      if (typeof to !== 'string' || to.length === 0) {
+        throw new MessageRejectedError('BadRequest', 'The "send" action needs a "to" field: a non-empty user id.');
+      }
+      return { action, to, message: requiredMessage(fields, action) };
+    }
+    case 'ping':
+      return { action };
+    default:
+      throw new MessageRejectedError('UnknownAction',
+        `Unknown action ${JSON.stringify(action.slice(0, 64))}. Known actions: ${KNOWN_ACTIONS.join(', ')}.`);
+  }
+}
+
+/** `message` may be any JSON value, `null` included, but it must be there. */
+function requiredMessage(fields: Record<string, unknown>, action: string): unknown {
+  if (!('message' in fields)) throw new MessageRejectedError('BadRequest', `The "${action}" action needs a "message" field.`);
+  return fields.message;
+}
+
+/** The frame recipients of a broadcast or send receive. */
+export function messageFrame(message: unknown, sender: string): string {
+  return outgoing({ message, sender });
+}
+
+/** The reply to a ping. */
+export function pongFrame(): string {
+  return outgoing({ action: 'pong' });
+}
+
+/** The frame telling the sender what was wrong. */
+export function errorFrame(code: ErrorCode, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+/** API Gateway refuses to send more than 128 KB, so an oversized frame is refused before any post. */
+function outgoing(frame: object): string {
+  const text = JSON.stringify(frame);
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > Defaults.MAX_MESSAGE_BYTES) {
+    throw new MessageRejectedError('TooLarge', `The outgoing message would be ${size} bytes; the limit is ${Defaults.MAX_MESSAGE_BYTES}.`);
+  }
+  return text;
+}

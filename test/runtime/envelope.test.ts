@@ -1,0 +1,88 @@
+import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../../src/runtime/envelope';
+import { Defaults } from '../../src/runtime/environment';
+
+function rejection(body: string | undefined): { code: string; message: string } {
+  try {
+    parseClientFrame(body);
+  } catch (err) {
+    if (err instanceof MessageRejectedError) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error('the frame was accepted');
+}
+
+describe('parseClientFrame', () => {
+  test('reads broadcast, send and ping', () => {
+    expect(parseClientFrame('{"action":"broadcast","message":"Hello everyone"}')).toEqual({ action: 'broadcast', message: 'Hello everyone' });
+    expect(parseClientFrame('{"action":"send","to":"u2","message":{"n":1}}')).toEqual({ action: 'send', to: 'u2', message: { n: 1 } });
+    expect(parseClientFrame('{"action":"ping"}')).toEqual({ action: 'ping' });
+  });
+
+  test('any JSON is a message, null included', () => {
+    expect(parseClientFrame('{"action":"broadcast","message":null}')).toEqual({ action: 'broadcast', message: null });
+    expect(parseClientFrame('{"action":"broadcast","message":[1,"two",false]}')).toEqual({ action: 'broadcast', message: [1, 'two', false] });
+  });
+
+  test.each([
+    ['not JSON', 'hello', 'BadRequest', /not valid JSON/],
+    ['an empty frame', '', 'BadRequest', /not valid JSON/],
+    ['no body', undefined, 'BadRequest', /not valid JSON/],
+    ['a JSON array', '[1,2]', 'BadRequest', /JSON object/],
+    ['a JSON string', '"broadcast"', 'BadRequest', /JSON object/],
+    ['JSON null', 'null', 'BadRequest', /JSON object/],
+    ['no action', '{"message":"hi"}', 'BadRequest', /"action"/],
+    ['a non-string action', '{"action":7}', 'BadRequest', /"action" field must be a string/],
+    ['a broadcast without message', '{"action":"broadcast"}', 'BadRequest', /"message"/],
+    ['a send without to', '{"action":"send","message":"hi"}', 'BadRequest', /"to"/],
+    ['a send to an empty user id', '{"action":"send","to":"","message":"hi"}', 'BadRequest', /"to"/],
+    ['a send to a non-string user id', '{"action":"send","to":42,"message":"hi"}', 'BadRequest', /"to"/],
+    ['a send without message', '{"action":"send","to":"u2"}', 'BadRequest', /"message"/],
+    ['an unknown action', '{"action":"dance"}', 'UnknownAction', /"dance".*broadcast, send, ping/],
+  ])('refuses %s', (_case, body, code, message) => {
+    const refused = rejection(body);
+    expect(refused.code).toBe(code);
+    expect(refused.message).toMatch(message);
+  });
+
+  test('accepts a frame of exactly 128 KB and refuses one byte more', () => {
+    const overhead = '{"action":"broadcast","message":""}'.length;
+    const atLimit = `{"action":"broadcast","message":"${'x'.repeat(Defaults.MAX_MESSAGE_BYTES - overhead)}"}`;
+    expect(Buffer.byteLength(atLimit)).toBe(131_072);
+    expect(parseClientFrame(atLimit).action).toBe('broadcast');
+
+    const overLimit = `{"action":"broadcast","message":"${'x'.repeat(Defaults.MAX_MESSAGE_BYTES - overhead + 1)}"}`;
+    expect(rejection(overLimit).code).toBe('TooLarge');
+  });
+
+  test('counts bytes, not characters', () => {
+    // 'é' is two bytes in UTF-8: 70,000 characters are 140,000 bytes.
+    expect(rejection(`{"action":"broadcast","message":"${'é'.repeat(70_000)}"}`).code).toBe('TooLarge');
+  });
+
+  test('does not echo a huge unknown action back in full', () => {
+    const refused = rejection(JSON.stringify({ action: 'a'.repeat(10_000) }));
+    expect(refused.code).toBe('UnknownAction');
+    expect(refused.message.length).toBeLessThan(200);
+  });
+});
+
+describe('server frames', () => {
+  test('a message frame carries the message and the sender', () => {
+    expect(JSON.parse(messageFrame('Hello everyone', 'user-a'))).toEqual({ message: 'Hello everyone', sender: 'user-a' });
+    expect(messageFrame({ nested: [1] }, 'user-a')).toBe('{"message":{"nested":[1]},"sender":"user-a"}');
+  });
+
+  test('a pong frame', () => {
+    expect(JSON.parse(pongFrame())).toEqual({ action: 'pong' });
+  });
+
+  test('an error frame', () => {
+    expect(JSON.parse(errorFrame('Forbidden', 'no'))).toEqual({ error: { code: 'Forbidden', message: 'no' } });
+  });
+
+  test('an outgoing frame over 128 KB is refused as TooLarge', () => {
+    const sender = 'user-with-a-rather-long-identifier-0123456789';
+    const message = 'x'.repeat(Defaults.MAX_MESSAGE_BYTES - 40);
+    expect(() => messageFrame(message, sender)).toThrow(expect.objectContaining({ code: 'TooLarge' }));
+  });
+});
