@@ -1,3 +1,147 @@
 #!/usr/bin/env node
-console.error('authws: not implemented yet');
-process.exit(1);
+import { resolve } from 'node:path';
+import { LocalGateway } from './gateway';
+import { parseClaim, signToken } from './token';
+
+/**
+ * The `authws` command:
+ *   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
+ *                [--idle-timeout 10m] [--max-lifetime 2h]
+ *   authws token --secret VALUE --sub USER [--ttl 1h] [--claim key=value ...]
+ */
+
+const USAGE = `Usage:
+  authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
+               [--idle-timeout 10m] [--max-lifetime 2h]
+      Serves every WebSocket API of a synthesized cloud assembly on this machine.
+      --port 0 picks a free port. --secret sets the value of every Secrets Manager secret
+      (default: random, printed). --web serves a folder of static files (a browser client) at /.
+
+  authws token --secret VALUE --sub USER [--ttl 1h] [--claim key=value ...]
+      Prints an HS256 token signed with VALUE, for a gateway started with the same --secret.
+`;
+
+type Flags = Map<string, string[]>;
+
+function parseFlags(argv: readonly string[], known: readonly string[]): Flags {
+  const flags: Flags = new Map();
+  for (let i = 0; i < argv.length; i++) {
+    const argument = argv[i];
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(argument);
+    if (!match || !known.includes(match[1])) throw new UsageError(`unknown argument ${argument}`);
+    const value = match[2] ?? argv[++i];
+    if (value === undefined) throw new UsageError(`--${match[1]} needs a value`);
+    flags.set(match[1], [...(flags.get(match[1]) ?? []), value]);
+  }
+  return flags;
+}
+
+class UsageError extends Error {}
+
+/** `90` (seconds), `500ms`, `30s`, `10m`, `2h`, `1d` to milliseconds. */
+export function parseDuration(text: string, flag: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`${flag} ${text}: use a duration such as 90s, 10m or 2h`);
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  return Number(match[1]) * units[match[2] ?? 's'];
+}
+
+function single(flags: Flags, name: string): string | undefined {
+  const values = flags.get(name);
+  return values?.[values.length - 1];
+}
+
+async function local(argv: readonly string[]): Promise<void> {
+  const flags = parseFlags(argv, ['assembly', 'host', 'port', 'secret', 'web', 'idle-timeout', 'max-lifetime']);
+  const port = Number(single(flags, 'port') ?? 3001);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${single(flags, 'port')}: use a port number, or 0 for a free one`);
+  const idle = single(flags, 'idle-timeout');
+  const lifetime = single(flags, 'max-lifetime');
+  const web = single(flags, 'web');
+  const gateway = await LocalGateway.start({
+    assemblyDirectory: single(flags, 'assembly') ?? 'cdk.out',
+    host: single(flags, 'host'),
+    port,
+    secret: single(flags, 'secret'),
+    idleTimeoutMs: idle === undefined ? undefined : parseDuration(idle, '--idle-timeout'),
+    maxLifetimeMs: lifetime === undefined ? undefined : parseDuration(lifetime, '--max-lifetime'),
+    webDirectory: web === undefined ? undefined : resolve(web),
+    log: (line) => console.log(`${new Date().toISOString().slice(11, 23)} ${line}`),
+  });
+
+  if (single(flags, 'secret') === undefined) console.log(`Secrets Manager secrets have the value: ${gateway.secret}  (set it with --secret)`);
+  for (const stage of gateway.stages) console.log(`READY ${stage.url}`);
+  await printHowToConnect(gateway, web !== undefined);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1); // a second Ctrl-C does not wait
+    stopping = true;
+    console.log(`${signal}: closing connections`);
+    setTimeout(() => process.exit(1), 5_000).unref();
+    gateway.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** With one API whose `$connect` takes a token, a ready-to-paste wscat command (and a page, with --web). */
+async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Promise<void> {
+  if (gateway.stages.length !== 1 || gateway.assembly.secrets.length === 0) return;
+  const [{ api, url }] = gateway.stages;
+  const sources = api.routes.get('$connect')?.authorizer?.identitySources ?? [];
+  if (sources.length !== 1) return;
+  const token = await signToken({ secret: gateway.secret, subject: 'alice', ttlSeconds: 3600 });
+  const header = /^route\.request\.header\.(.+)$/.exec(sources[0]);
+  const query = /^route\.request\.querystring\.(.+)$/.exec(sources[0]);
+  let command: string;
+  if (header) command = `npx wscat -c ${url} -H "${header[1]}: Bearer ${token}"`;
+  else if (query) command = `npx wscat -c "${url}?${query[1]}=${token}"`;
+  else return;
+  console.log('');
+  console.log('Connect as alice (token valid 1 hour):');
+  console.log(`  ${command}`);
+  console.log('then send: {"action":"broadcast","message":"Hello everyone"}');
+  console.log(`Another user's token: npx authws token --secret '${gateway.secret}' --sub bob`);
+  if (servesWeb && query) {
+    const page = new URL(url.replace(/^ws/, 'http'));
+    console.log(`Browser page: http://${page.host}/?stage=${encodeURIComponent(page.pathname.slice(1))}&token=${token}`);
+  } else if (servesWeb) {
+    console.log('Browser page: not shown, because this API takes its token in a header and browsers cannot set headers on a WebSocket.');
+  }
+}
+
+async function printToken(argv: readonly string[]): Promise<void> {
+  const flags = parseFlags(argv, ['secret', 'sub', 'ttl', 'claim']);
+  const secret = single(flags, 'secret');
+  const subject = single(flags, 'sub');
+  if (!secret || !subject) throw new UsageError('authws token needs --secret and --sub');
+  const ttlMs = parseDuration(single(flags, 'ttl') ?? '1h', '--ttl');
+  const claims = Object.fromEntries((flags.get('claim') ?? []).map(parseClaim));
+  console.log(await signToken({ secret, subject, ttlSeconds: Math.max(1, Math.round(ttlMs / 1000)), claims }));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'local': return local(rest);
+    case 'token': return printToken(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command ${command}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    console.error(`authws: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  console.error(`authws: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

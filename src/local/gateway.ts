@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from './assembly';
+import { ConnectionLimits } from './connection';
+import { LambdaRunner } from './lambda-runner';
+import { LocalDynamoDb, startDynamoDb } from './local-dynamodb';
+import { LocalSecretsManager, startSecretsManager } from './secrets-manager';
+import { WebSocketApiServer } from './websocket-api-server';
+
+/**
+ * `authws local`: serves every WebSocket API of a cloud assembly on this machine. Each API gets a
+ * port (the first one `port`, the next ones the ports after it, or free ports when `port` is 0);
+ * tables live in an embedded DynamoDB and secrets in a local Secrets Manager, both reached by the
+ * functions through `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
+ */
+
+export interface GatewayOptions {
+  readonly assemblyDirectory: string;
+  readonly host?: string;
+  readonly port?: number;
+  /** The value of every secret; random when absent. */
+  readonly secret?: string;
+  readonly idleTimeoutMs?: number;
+  readonly maxLifetimeMs?: number;
+  /** A folder of static files (a browser client) served at `/` of every API's port. */
+  readonly webDirectory?: string;
+  readonly log?: (line: string) => void;
+}
+
+/** What API Gateway enforces and cannot be changed there: 10 minutes idle, 2 hours in all. */
+export const DEFAULT_LIMITS: ConnectionLimits = { idleTimeoutMs: 10 * 60_000, maxLifetimeMs: 2 * 60 * 60_000 };
+
+export interface ServedStage {
+  readonly api: WebSocketApiModel;
+  readonly stage: string;
+  /** `ws://127.0.0.1:<port>/<stage>` */
+  readonly url: string;
+  /** `http://127.0.0.1:<port>/<stage>`: the @connections endpoint. */
+  readonly callbackUrl: string;
+}
+
+export class LocalGateway {
+  static async start(options: GatewayOptions): Promise<LocalGateway> {
+    const log = options.log ?? ((line: string) => console.log(line));
+    const host = options.host ?? '127.0.0.1';
+    const port = options.port ?? 3001;
+    const assembly = loadAssembly(options.assemblyDirectory);
+    if (assembly.apis.length === 0) {
+      throw new Error(`The assembly at ${assembly.directory} has no WebSocket API (AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET and a stage).`);
+    }
+    for (const warning of assembly.warnings) log(`warning: ${warning}`);
+    const secret = options.secret ?? randomBytes(24).toString('base64url');
+    const limits: ConnectionLimits = {
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
+      maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_LIMITS.maxLifetimeMs,
+    };
+
+    const gateway = new LocalGateway(assembly, secret, log);
+    try {
+      gateway.dynamoDb = await startDynamoDb(assembly.tables, host);
+      gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, host, log);
+      for (const [index, api] of assembly.apis.entries()) {
+        gateway.servers.push(await WebSocketApiServer.listen({
+          api,
+          host,
+          port: port === 0 ? 0 : port + index,
+          limits,
+          functions: (arn) => gateway.runners.get(arn),
+          log,
+          webDirectory: options.webDirectory,
+        }));
+      }
+      // The functions' environment names the local endpoints, so the ports must be known first.
+      gateway.startRunners();
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
+  }
+
+  readonly stages: ServedStage[] = [];
+  private readonly servers: WebSocketApiServer[] = [];
+  private readonly runners = new Map<string, LambdaRunner>();
+  private dynamoDb: LocalDynamoDb | undefined;
+  private secretsManager: LocalSecretsManager | undefined;
+
+  private constructor(readonly assembly: AssemblyModel, readonly secret: string, private readonly log: (line: string) => void) {}
+
+  get dynamoDbEndpoint(): string {
+    return this.dynamoDb!.endpoint;
+  }
+
+  get secretsManagerEndpoint(): string {
+    return this.secretsManager!.endpoint;
+  }
+
+  /** Closes every connection (clients get a close frame and `$disconnect` runs), then everything else. */
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((server) => server.close()));
+    await Promise.all([...this.runners.values()].map((runner) => runner.close()));
+    await this.dynamoDb?.close();
+    await this.secretsManager?.close();
+  }
+
+  private startRunners(): void {
+    for (const server of this.servers) {
+      for (const served of server.urls()) this.stages.push({ api: server.api, ...served });
+    }
+    const localEndpoints = this.servers.map((server) => ({ apiId: server.api.apiId, port: server.port, host: server.urls()[0].url.split('/')[2] }));
+    const usedFunctions = this.functionsUsedByRoutes();
+    for (const fn of this.assembly.functions.values()) {
+      const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints) };
+      const runner = new LambdaRunner(localized, { environment: this.lambdaEnvironment(fn), log: this.log });
+      this.runners.set(fn.arn, runner);
+      if (!usedFunctions.has(fn.arn)) continue;
+      if (runner.unsupportedReason) this.log(`warning: ${runner.unsupportedReason}; routes using it fail`);
+      const wanted = /^nodejs(\d+)\.x$/.exec(fn.runtime)?.[1];
+      if (wanted && Number(wanted) > Number(process.versions.node.split('.')[0])) {
+        this.log(`note: function ${fn.logicalId} targets ${fn.runtime}; it runs here on Node.js ${process.versions.node}`);
+      }
+      for (const problem of fn.unresolved) this.log(`warning: function ${fn.logicalId}: environment variable ${problem}; it is left unset`);
+    }
+  }
+
+  private functionsUsedByRoutes(): Set<string> {
+    const used = new Set<string>();
+    for (const api of this.assembly.apis) {
+      for (const route of api.routes.values()) {
+        if (route.integration?.type === 'AWS_PROXY') used.add(route.integration.functionArn);
+        if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
+      }
+    }
+    return used;
+  }
+
+  /** What the Lambda service sets, plus the local endpoints and dummy credentials the AWS SDK reads. */
+  private lambdaEnvironment(fn: FunctionModel): Record<string, string> {
+    const region = /^arn:aws:lambda:([^:]+):/.exec(fn.arn)?.[1] ?? 'us-east-1';
+    return {
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: 'AKIALOCALAUTHWS00000',
+      AWS_SECRET_ACCESS_KEY: 'local-secret-access-key',
+      AWS_SESSION_TOKEN: 'local-session-token',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_ENDPOINT_URL_DYNAMODB: this.dynamoDbEndpoint,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: this.secretsManagerEndpoint,
+    };
+  }
+}
+
+/**
+ * Points the deployed endpoints of the served APIs at the local ones:
+ * `https://{apiId}.execute-api.{region}.amazonaws.com/dev` becomes `http://127.0.0.1:{port}/dev`
+ * (and `wss://` becomes `ws://`).
+ */
+export function localizeEndpoints(
+  environment: Readonly<Record<string, string>>,
+  endpoints: ReadonlyArray<{ apiId: string; host: string }>,
+): Record<string, string> {
+  const localized: Record<string, string> = {};
+  for (const [name, value] of Object.entries(environment)) {
+    let text = value;
+    for (const { apiId, host } of endpoints) {
+      text = text.replace(new RegExp(`(https|wss)://${apiId}\\.execute-api\\.[a-z0-9-]+\\.amazonaws\\.com(?:\\.cn)?`, 'g'),
+        (_whole, scheme: string) => `${scheme === 'wss' ? 'ws' : 'http'}://${host}`);
+    }
+    localized[name] = text;
+  }
+  return localized;
+}
