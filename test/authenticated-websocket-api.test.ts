@@ -276,7 +276,9 @@ describe('routes', () => {
       legacy: RouteTarget.http('https://backend.example/ws', { template: '{"who":"$context.authorizer.userId"}', method: 'PUT', timeout: Duration.seconds(5) }),
     }));
     template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
-      IntegrationType: 'HTTP', IntegrationMethod: 'PUT', TimeoutInMillis: 5000,
+      IntegrationType: 'HTTP',
+      IntegrationMethod: 'PUT',
+      TimeoutInMillis: 5000,
       RequestTemplates: { $default: '{"who":"$context.authorizer.userId"}' },
     });
   });

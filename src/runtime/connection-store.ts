@@ -1,5 +1,3 @@
-// The runtime is bundled into the handler assets by esbuild; it is never loaded from lib/.
-// eslint-disable-next-line import/no-extraneous-dependencies
 import { AttributeValue, DeleteItemCommand, DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Environment, optionalSetting, requiredSetting } from './configuration';
 import { Env, Registry } from './environment';

@@ -1,5 +1,3 @@
-// The runtime is bundled into the handler assets by esbuild; it is never loaded from lib/.
-// eslint-disable-next-line import/no-extraneous-dependencies
 import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { ConfigurationError, Environment, optionalSetting, requiredSetting } from './configuration';
 import { Env } from './environment';

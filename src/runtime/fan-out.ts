@@ -1,5 +1,3 @@
-// The runtime is bundled into the handler assets by esbuild; it is never loaded from lib/.
-// eslint-disable-next-line import/no-extraneous-dependencies
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { Environment, positiveIntegerSetting } from './configuration';
 import { Defaults, Env } from './environment';

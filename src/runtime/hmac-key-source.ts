@@ -1,6 +1,4 @@
 import { createSecretKey, KeyObject } from 'node:crypto';
-// The runtime is bundled into the handler assets by esbuild; it is never loaded from lib/.
-// eslint-disable-next-line import/no-extraneous-dependencies
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 
 /**

@@ -1,6 +1,4 @@
 import type { KeyObject } from 'node:crypto';
-// The runtime is bundled into the handler assets by esbuild; it is never loaded from lib/.
-// eslint-disable-next-line import/no-extraneous-dependencies
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, requiredSetting } from './configuration';
 import { Defaults, Env, RESERVED_CONTEXT_KEYS } from './environment';
