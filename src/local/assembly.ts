@@ -124,6 +124,8 @@ interface StackArtifact {
   readonly template: Template;
   readonly region: string;
   readonly accountId: string;
+  /** Asset folders by the S3 object key the template's `Code.S3Key` names (from `<stack>.assets.json`). */
+  readonly assetPaths: ReadonlyMap<string, string>;
 }
 
 /** The region and account of stacks synthesized without an environment (`aws://unknown-account/unknown-region`). */
@@ -156,10 +158,11 @@ export function loadAssembly(directory: string): AssemblyModel {
 
 function readStacks(directory: string): StackArtifact[] {
   const manifest = JSON.parse(readFileSync(join(directory, 'manifest.json'), 'utf8')) as {
-    artifacts?: Record<string, { type: string; environment?: string; displayName?: string; properties?: Record<string, unknown> }>;
+    artifacts?: Record<string, { type: string; environment?: string; properties?: Record<string, unknown>; dependencies?: string[] }>;
   };
+  const artifacts = manifest.artifacts ?? {};
   const stacks: StackArtifact[] = [];
-  for (const [artifactId, artifact] of Object.entries(manifest.artifacts ?? {})) {
+  for (const [artifactId, artifact] of Object.entries(artifacts)) {
     if (artifact.type === 'aws:cloudformation:stack') {
       const properties = artifact.properties ?? {};
       const templateFile = String(properties.templateFile);
@@ -170,6 +173,7 @@ function readStacks(directory: string): StackArtifact[] {
         template: JSON.parse(readFileSync(join(directory, templateFile), 'utf8')) as Template,
         region: region && !region.startsWith('unknown-') ? region : DEFAULT_REGION,
         accountId: account && !account.startsWith('unknown-') ? account : DEFAULT_ACCOUNT,
+        assetPaths: assetPaths(directory, (artifact.dependencies ?? []).map((id) => artifacts[id])),
       });
     } else if (artifact.type === 'cdk:cloud-assembly') {
       const nested = (artifact.properties ?? {}).directoryName;
@@ -177,6 +181,28 @@ function readStacks(directory: string): StackArtifact[] {
     }
   }
   return stacks;
+}
+
+/**
+ * Where each file asset of a stack was staged, by its S3 object key. The template's
+ * `aws:asset:path` metadata says the same, but only the CDK CLI asks for that metadata: an
+ * assembly written by `app.synth()` (in a test, say) has the asset manifest only.
+ */
+function assetPaths(directory: string, dependencies: Array<{ type: string; properties?: Record<string, unknown> } | undefined>): Map<string, string> {
+  const paths = new Map<string, string>();
+  for (const dependency of dependencies) {
+    if (dependency?.type !== 'cdk:asset-manifest' || typeof dependency.properties?.file !== 'string') continue;
+    const manifest = JSON.parse(readFileSync(join(directory, dependency.properties.file), 'utf8')) as {
+      files?: Record<string, { source?: { path?: string }; destinations?: Record<string, { objectKey?: string }> }>;
+    };
+    for (const file of Object.values(manifest.files ?? {})) {
+      if (!file.source?.path) continue;
+      for (const destination of Object.values(file.destinations ?? {})) {
+        if (destination.objectKey) paths.set(destination.objectKey, join(directory, file.source.path));
+      }
+    }
+  }
+  return paths;
 }
 
 /** A short, stable stand-in id: the same template gives the same ids on every run. */
@@ -452,7 +478,9 @@ class StackReader implements ResolutionContext {
       arn: this.functionArn(logicalId),
       runtime: this.literal(props.Runtime) ?? (code.ImageUri ? 'container image' : 'unknown'),
       handler: this.literal(props.Handler) ?? 'index.handler',
-      codeDirectory: typeof assetPath === 'string' ? join(this.stack.directory, assetPath) : undefined,
+      codeDirectory: typeof assetPath === 'string'
+        ? join(this.stack.directory, assetPath)
+        : this.stack.assetPaths.get(this.literal(code.S3Key) ?? ''),
       inlineCode: typeof code.ZipFile === 'string' ? code.ZipFile : this.literal(code.ZipFile),
       timeoutSeconds: Number(this.literal(props.Timeout) ?? 3),
       memorySize: Number(this.literal(props.MemorySize) ?? 128),
