@@ -70,6 +70,8 @@ async function local(argv: readonly string[]): Promise<void> {
   });
 
   if (single(flags, 'secret') === undefined) console.log(`Secrets Manager secrets have the value: ${gateway.secret}  (set it with --secret)`);
+  const tables = gateway.assembly.tables.map((table) => table.tableName).join(', ');
+  if (tables) console.log(`DynamoDB (in memory) at ${gateway.dynamoDbEndpoint}: ${tables}`);
   for (const stage of gateway.stages) console.log(`READY ${stage.url}`);
   await printHowToConnect(gateway, web !== undefined);
 

@@ -7,9 +7,9 @@ import {
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { LocalGateway } from '../../src/local/gateway';
-import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { synthesizeFixtureApp } from './fixtures/fixture-app';
+import { closeAllClients, refusalStatus, TestClient } from './support/clients';
+import { LocalGateway } from '../../src/local/gateway';
 
 /**
  * The gateway against a test-only assembly (two APIs written with plain CloudFormation resources),
@@ -42,10 +42,14 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const assembly = synthesizeFixtureApp({ httpBackendUrl: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` });
-  gateway = await LocalGateway.start({ assemblyDirectory: assembly, port: 0, log: (line) => {
-    logLines.push(line);
-    if (process.env.AUTHWS_TEST_LOG) process.stdout.write(`${line}\n`);
-  } });
+  gateway = await LocalGateway.start({
+    assemblyDirectory: assembly,
+    port: 0,
+    log: (line) => {
+      logLines.push(line);
+      if (process.env.AUTHWS_TEST_LOG) process.stdout.write(`${line}\n`);
+    },
+  });
   guardedUrl = gateway.stages.find((stage) => stage.api.name === 'Guarded')!.url;
   openUrl = gateway.stages.find((stage) => stage.api.name === 'Open')!.url;
 });

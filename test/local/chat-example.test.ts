@@ -1,0 +1,134 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { SignJWT } from 'jose';
+import { closeAllClients, refusalStatus, TestClient } from './support/clients';
+import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
+import { synthesizeChatExample } from './fixtures/chat-example';
+
+/**
+ * End to end: the bundled `authws` CLI serving the example chat app (examples/chat) with the
+ * library's real handler assets, driven by real WebSocket clients (ws and wscat).
+ */
+
+const SECRET = 'chat-example-test-secret';
+let assembly: string;
+let gateway: GatewayProcess;
+let url: string;
+
+beforeAll(async () => {
+  assembly = synthesizeChatExample();
+  gateway = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET]);
+  url = gateway.urls[0];
+});
+
+afterEach(() => closeAllClients());
+
+afterAll(() => stopAllGateways());
+
+async function connectAs(user: string): Promise<TestClient> {
+  return TestClient.connect(url, { headers: { Authorization: `Bearer ${await cliToken(SECRET, user)}` } });
+}
+
+/** The registry rows of `userId`, read straight from the gateway's DynamoDB. */
+async function registryRowsOf(userId: string, of: GatewayProcess = gateway): Promise<number> {
+  const client = new DynamoDBClient({ endpoint: of.dynamoDbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const { Items = [] } = await client.send(new ScanCommand({ TableName: 'AuthwsChat-ChatConnections36D6FAE4' }));
+  client.destroy();
+  return Items.filter((item) => item.userId?.S === userId).length;
+}
+
+test('the gateway prints one READY line with the stage URL', () => {
+  expect(gateway.urls).toEqual([expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/dev$/)]);
+});
+
+test('two users connect with tokens from `authws token`; a broadcast reaches both', async () => {
+  const alice = await connectAs('alice');
+  const bob = await connectAs('bob');
+  alice.send({ action: 'broadcast', message: 'Hello everyone' });
+  expect(await alice.nextJson()).toEqual({ message: 'Hello everyone', sender: 'alice' });
+  expect(await bob.nextJson()).toEqual({ message: 'Hello everyone', sender: 'alice' });
+});
+
+test('a message sent to a user reaches each of that user\'s connections, and no one else', async () => {
+  const alice = await connectAs('alice');
+  const bobPhone = await connectAs('bob');
+  const bobLaptop = await connectAs('bob');
+  const carol = await connectAs('carol');
+  alice.send({ action: 'send', to: 'bob', message: { text: 'hi bob' } });
+  expect(await bobPhone.nextJson()).toEqual({ message: { text: 'hi bob' }, sender: 'alice' });
+  expect(await bobLaptop.nextJson()).toEqual({ message: { text: 'hi bob' }, sender: 'alice' });
+  alice.send({ action: 'send', to: 'carol', message: 'only for carol' });
+  // carol's first message is the one meant for her: the message to bob never reached her.
+  expect(await carol.nextJson()).toEqual({ message: 'only for carol', sender: 'alice' });
+});
+
+test('a connection without a valid token is refused with 401', async () => {
+  expect(await refusalStatus(url)).toBe(401);
+  expect(await refusalStatus(url, { headers: { Authorization: 'Bearer ' } })).toBe(401);
+  expect(await refusalStatus(url, { headers: { Authorization: `Bearer ${await cliToken('another-secret', 'mallory')}` } })).toBe(401);
+  const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('late').setExpirationTime(Math.floor(Date.now() / 1000) - 600)
+    .sign(new TextEncoder().encode(SECRET));
+  expect(await refusalStatus(url, { headers: { Authorization: `Bearer ${expired}` } })).toBe(401);
+});
+
+test('bad messages get error frames, and the connection stays open', async () => {
+  const alice = await connectAs('alice');
+  alice.send('not json at all');
+  expect((await alice.nextJson()).error.code).toBe('BadRequest');
+  alice.send({ action: 'dance' });
+  expect((await alice.nextJson()).error.code).toBe('UnknownAction');
+  alice.send({ action: 'ping' });
+  expect(await alice.nextJson()).toBeDefined();
+  expect(alice.socket.readyState).toBe(alice.socket.OPEN);
+});
+
+test('a closed connection\'s registry row is removed', async () => {
+  const dave = await connectAs('dave');
+  expect(await registryRowsOf('dave')).toBe(1);
+  await dave.close();
+  while (await registryRowsOf('dave') > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(await registryRowsOf('dave')).toBe(0);
+});
+
+test('wscat connects with the Authorization header and its broadcast reaches everyone', async () => {
+  const listener = await connectAs('lena');
+  const token = await cliToken(SECRET, 'wanda');
+  const wscat = join(__dirname, '..', '..', 'node_modules', '.bin', 'wscat');
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(wscat, ['-c', url, '-H', `Authorization: Bearer ${token}`, '--no-color', '-x', '{"action":"broadcast","message":"Hello from wscat"}', '-w', '2'],
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
+  });
+  expect(await listener.nextJson()).toEqual({ message: 'Hello from wscat', sender: 'wanda' });
+  expect(output).toContain('{"message":"Hello from wscat","sender":"wanda"}');
+});
+
+describe('connection limits and shutdown', () => {
+  test('an idle connection is closed with 1001 after --idle-timeout, and its row removed', async () => {
+    const idle = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--idle-timeout', '1s']);
+    const client = await TestClient.connect(idle.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'sleepy')}` } });
+    expect(await registryRowsOf('sleepy', idle)).toBe(1);
+    expect((await client.closed).code).toBe(1001);
+    while (await registryRowsOf('sleepy', idle) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await idle.stop()).toBe(0);
+  });
+
+  test('a connection is closed with 1001 at --max-lifetime even when active', async () => {
+    const short = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--max-lifetime', '2s']);
+    const client = await TestClient.connect(short.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'busy')}` } });
+    const pinger = setInterval(() => client.send({ action: 'ping' }), 200);
+    const closed = await client.closed;
+    clearInterval(pinger);
+    expect(closed.code).toBe(1001);
+    await short.stop();
+  });
+
+  test('SIGTERM closes every connection with a close frame and exits 0', async () => {
+    const doomed = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET]);
+    const client = await TestClient.connect(doomed.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'zoe')}` } });
+    const exitCode = doomed.stop('SIGTERM');
+    expect(await client.closed).toEqual({ code: 1001, reason: 'Going away' });
+    expect(await exitCode).toBe(0);
+    expect(doomed.output).toMatch(/disconnect .* 1001/);
+  });
+});
