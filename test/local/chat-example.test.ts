@@ -2,9 +2,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { SignJWT } from 'jose';
+import { synthesizeChatExample } from './fixtures/chat-example';
 import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
-import { synthesizeChatExample } from './fixtures/chat-example';
 
 /**
  * End to end: the bundled `authws` CLI serving the example chat app (examples/chat) with the
