@@ -41,6 +41,13 @@ const project = new awscdk.AwsCdkConstructLibrary({
     '@aws-sdk/client-apigatewaymanagementapi@^3',
     '@aws-sdk/client-dynamodb@^3',
     '@aws-sdk/client-secrets-manager@^3',
+    // Fan-out: SQS for queue mode, Lambda for the publisher helper, and the SDK's own SigV4 signer
+    // and credential chain for the signed keep-alive @connections client.
+    '@aws-sdk/client-sqs@^3',
+    '@aws-sdk/client-lambda@^3',
+    '@aws-sdk/credential-provider-node@^3',
+    '@smithy/signature-v4@^5',
+    '@smithy/types@^4',
     '@types/aws-lambda@^8',
     'dynalite@^4',
     'ws@^8',
