@@ -34,8 +34,20 @@ export const Env = {
   AUTH_USER_ID_CLAIM: 'AUTH_USER_ID_CLAIM',
   /** Comma-separated claims copied into the authorizer context and the registry row. */
   AUTH_CONTEXT_CLAIMS: 'AUTH_CONTEXT_CLAIMS',
-  /** Where the token travels: `header:<Name>` or `query:<name>`. */
+  /** Where the token travels: `header:<Name>`, `query:<name>` or `subprotocol:<protocol name>`. */
   AUTH_TOKEN_LOCATION: 'AUTH_TOKEN_LOCATION',
+  /** URL of the JSON Web Key Set that verifies the tokens (instead of AUTH_SECRET_ARN). */
+  AUTH_JWKS_URL: 'AUTH_JWKS_URL',
+  /** Milliseconds one JWKS fetch may take. */
+  AUTH_JWKS_TIMEOUT_MS: 'AUTH_JWKS_TIMEOUT_MS',
+  /** Milliseconds after a JWKS fetch before an unknown `kid` may trigger another. */
+  AUTH_JWKS_COOLDOWN_MS: 'AUTH_JWKS_COOLDOWN_MS',
+  /** JSON object of claims a token must carry: `{"scope":"chat:write"}`; `*` means any value. */
+  AUTH_REQUIRED_CLAIMS: 'AUTH_REQUIRED_CLAIMS',
+  /** Cognito: the `token_use` a token must carry (`access` or `id`). */
+  AUTH_TOKEN_USE: 'AUTH_TOKEN_USE',
+  /** Cognito: comma-separated app client ids; checked against `client_id` (access) or `aud` (id). */
+  AUTH_CLIENT_IDS: 'AUTH_CLIENT_IDS',
 } as const;
 
 /** The connection registry's schema. */
@@ -68,6 +80,14 @@ export const Defaults = {
   USER_ID_CLAIM: 'sub',
   TOKEN_HEADER: 'Authorization',
   TOKEN_QUERY: 'token',
+  /** The subprotocol a browser offers beside its token, and the one `$connect` echoes. */
+  TOKEN_SUBPROTOCOL: 'authws',
+  JWKS_TIMEOUT_MS: 3_000,
+  JWKS_COOLDOWN_MS: 30_000,
+  /** A key set older than this is refetched on next use (a failed refetch keeps the old one). */
+  JWKS_MAX_AGE_MS: 60 * 60 * 1000,
+  /** Longer tokens are refused before any parsing. */
+  MAX_TOKEN_BYTES: 8_192,
   /** The largest message API Gateway accepts or sends: 128 KB. */
   MAX_MESSAGE_BYTES: 131_072,
 } as const;
