@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { LocalGateway } from './gateway';
 import { parseClaim, signToken } from './token';
 
@@ -104,13 +104,19 @@ async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Pro
   console.log('Connect as alice (token valid 1 hour):');
   console.log(`  ${command}`);
   console.log('then send: {"action":"broadcast","message":"Hello everyone"}');
-  console.log(`Another user's token: npx authws token --secret '${gateway.secret}' --sub bob`);
+  console.log(`Another user's token: ${selfCommand()} token --secret '${gateway.secret}' --sub bob`);
   if (servesWeb && query) {
     const page = new URL(url.replace(/^ws/, 'http'));
     console.log(`Browser page: http://${page.host}/?stage=${encodeURIComponent(page.pathname.slice(1))}&token=${token}`);
   } else if (servesWeb) {
     console.log('Browser page: not shown, because this API takes its token in a header and browsers cannot set headers on a WebSocket.');
   }
+}
+
+/** How to run this CLI again: `npx authws` when installed as a package, else `node <path>` (as in this repository). */
+function selfCommand(): string {
+  const script = process.argv[1] ?? '';
+  return script.includes('node_modules') ? 'npx authws' : `node ${relative(process.cwd(), script) || script}`;
 }
 
 async function printToken(argv: readonly string[]): Promise<void> {

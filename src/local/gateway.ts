@@ -106,8 +106,9 @@ export class LocalGateway {
     for (const server of this.servers) {
       for (const served of server.urls()) this.stages.push({ api: server.api, ...served });
     }
-    const localEndpoints = this.servers.map((server) => ({ apiId: server.api.apiId, port: server.port, host: server.urls()[0].url.split('/')[2] }));
+    const localEndpoints = this.servers.map((server) => ({ apiId: server.api.apiId, host: new URL(server.urls()[0].url).host }));
     const usedFunctions = this.functionsUsedByRoutes();
+    const newerRuntimes = new Set<string>();
     for (const fn of this.assembly.functions.values()) {
       const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints) };
       const runner = new LambdaRunner(localized, { environment: this.lambdaEnvironment(fn), log: this.log });
@@ -115,10 +116,11 @@ export class LocalGateway {
       if (!usedFunctions.has(fn.arn)) continue;
       if (runner.unsupportedReason) this.log(`warning: ${runner.unsupportedReason}; routes using it fail`);
       const wanted = /^nodejs(\d+)\.x$/.exec(fn.runtime)?.[1];
-      if (wanted && Number(wanted) > Number(process.versions.node.split('.')[0])) {
-        this.log(`note: function ${fn.logicalId} targets ${fn.runtime}; it runs here on Node.js ${process.versions.node}`);
-      }
+      if (wanted && Number(wanted) > Number(process.versions.node.split('.')[0])) newerRuntimes.add(fn.runtime);
       for (const problem of fn.unresolved) this.log(`warning: function ${fn.logicalId}: environment variable ${problem}; it is left unset`);
+    }
+    if (newerRuntimes.size > 0) {
+      this.log(`note: the functions target ${[...newerRuntimes].join(', ')}; they run here on Node.js ${process.versions.node}`);
     }
   }
 
