@@ -74,6 +74,10 @@ const project = new awscdk.AwsCdkConstructLibrary({
   },
 
   jestOptions: {
+    // jest 30 and eslint-import-resolver-typescript 4 resolve modules with unrs-resolver, whose
+    // per-platform binaries are not all on the registry this project installs from, which leaves
+    // the lockfile unusable by `npm ci`. jest 29 and resolver 3.6 need no native binaries.
+    jestVersion: '^29',
     // CI must fail on a changed template rather than rewrite the snapshot: `npx projen test:update` updates on purpose.
     updateSnapshot: UpdateSnapshot.NEVER,
     jestConfig: {
@@ -167,5 +171,10 @@ const typecheck = project.addTask('typecheck', {
   exec: 'tsc --noEmit -p tsconfig.dev.json',
 });
 project.testTask.prependSpawn(typecheck);
+
+// See jestVersion above: resolver 3.6 needs no native binaries.
+project.addDevDeps('eslint-import-resolver-typescript@~3.6');
+// ts-jest needs jest-util at the top level (an optional peer dependency npm does not hoist by itself).
+project.addDevDeps('jest-util@^29');
 
 project.synth();
