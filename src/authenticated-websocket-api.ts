@@ -157,7 +157,7 @@ export class AuthenticatedWebSocketApi extends Construct {
         [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
       },
     });
-    this.table.grant(this.messageFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem');
+    this.table.grant(this.messageFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'Api', {
       apiName: props.apiName,

@@ -121,9 +121,9 @@ describe('the quick start', () => {
     });
   });
 
-  test('the message handler may read and delete rows and manage connections of this stage only', () => {
+  test('the message handler may read and delete rows (one by one or 25 to a batch) and manage connections of this stage only', () => {
     const statements = statementsOf(template, 'ChatMessageHandler');
-    expect(actionsOf(statements)).toEqual(['dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    expect(actionsOf(statements)).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
     const manage = statements.find((s) => s.Action === 'execute-api:ManageConnections')!;
     expect(manage.Resource).toEqual({
       'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, '/dev/*/@connections/*']],

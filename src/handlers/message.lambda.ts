@@ -1,56 +1,47 @@
-import { ConnectionStore } from '../runtime/connection-store';
-import { connectionsApiClient } from '../runtime/connections-api';
+import type { Context } from 'aws-lambda';
+import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
-import { FanOut, fanOutSettings } from '../runtime/fan-out';
 import { errorName, logEvent } from '../runtime/log';
 import { connectedUser, ConnectedUser, WebSocketEvent, WebSocketRequestContext } from '../runtime/websocket-event';
-
-/** Built on the first message, so the environment is read then; reused by the container after that. */
-let store: ConnectionStore | undefined;
 
 /**
  * The `$default` route: broadcast, send and ping. One-way: replies and error frames go to the sender
  * through @connections, and the handler always answers 200 so API Gateway never sends the client an
  * "Internal server error" frame.
  */
-export const handler = async (event: WebSocketEvent): Promise<{ statusCode: number }> => {
+export const handler = async (event: WebSocketEvent, context?: Context): Promise<{ statusCode: number }> => {
   const { requestContext } = event;
   try {
-    store ??= ConnectionStore.fromEnvironment(process.env);
-    const registry = store;
-    const { concurrency, postTimeoutMs } = fanOutSettings(process.env);
-    const fanOut = new FanOut({
-      client: connectionsApiClient(requestContext, process.env, concurrency),
-      onGone: (connectionId) => registry.remove(connectionId),
-      concurrency,
-      postTimeoutMs,
-    });
-    await serve(event, registry, fanOut);
+    // Built on the first message (the environment is read then) and kept by the container.
+    const delivery = Delivery.fromEnvironment(requestContext, process.env);
+    // An inline broadcast stops pulling recipients before the invocation's own timeout.
+    const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - deadlineMargin(delivery.postTimeoutMs) : undefined;
+    await serve(event, delivery, deadline);
   } catch (err) {
     logEvent('error', 'message_failed', { connectionId: requestContext.connectionId, error: errorName(err) });
   }
   return { statusCode: 200 };
 };
 
-async function serve(event: WebSocketEvent, registry: ConnectionStore, fanOut: FanOut): Promise<void> {
+async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: number): Promise<void> {
   const { connectionId } = event.requestContext;
   try {
     const sender = authenticatedSender(event.requestContext);
     const request = parseClientFrame(event.body);
     switch (request.action) {
       case 'broadcast':
-        logFanOut(request.action, await fanOut.send(registry.all(), messageFrame(request.message, sender.userId)));
+        logFanOut(request.action, await delivery.toAll(messageFrame(request.message, sender.userId), deadline));
         break;
       case 'send':
-        logFanOut(request.action, await fanOut.send(registry.ofUser(request.to), messageFrame(request.message, sender.userId)));
+        logFanOut(request.action, await delivery.toUser(request.to, messageFrame(request.message, sender.userId), deadline));
         break;
       case 'ping':
-        await fanOut.sendTo(connectionId, pongFrame());
+        await delivery.toConnection(connectionId, pongFrame());
         break;
     }
   } catch (err) {
     if (!(err instanceof MessageRejectedError)) throw err;
-    await fanOut.sendTo(connectionId, errorFrame(err.code, err.message));
+    await delivery.toConnection(connectionId, errorFrame(err.code, err.message));
   }
 }
 
@@ -64,6 +55,6 @@ function authenticatedSender(requestContext: WebSocketRequestContext, nowMs: num
   return sender;
 }
 
-function logFanOut(action: string, result: { delivered: number; gone: number; failed: number }): void {
+function logFanOut(action: string, result: DeliveryResult): void {
   logEvent('info', 'fan_out', { action, ...result });
 }

@@ -47,6 +47,19 @@ export interface ConnectionStoreOptions {
   readonly now?: () => number;
 }
 
+/** Where a scan resumes: DynamoDB's `LastEvaluatedKey` (the registry's key only). */
+export type ScanCursor = Record<string, AttributeValue>;
+
+/** One page of recipients from a scan segment. */
+export interface RecipientPage {
+  /** The live connection ids of the page (expired rows skipped). */
+  readonly ids: readonly string[];
+  /** The cursor this page was read from; undefined for the segment's first page. */
+  readonly startKey?: ScanCursor;
+  /** The cursor of the next page; undefined after the last. */
+  readonly nextKey?: ScanCursor;
+}
+
 /** The attributes a reader needs: who to post to and whether the row is still live. */
 const READ_PROJECTION = {
   ProjectionExpression: '#id, #ttl, #exp',
@@ -105,19 +118,53 @@ export class ConnectionStore {
     }));
   }
 
-  /** The ids of every live connection, read a page at a time. */
-  async *all(): AsyncGenerator<string> {
-    let startKey: Record<string, AttributeValue> | undefined;
+  /**
+   * The ids of every live connection, read a page at a time. With `segments` > 1 the table is read
+   * by that many parallel scan segments, merged as their pages arrive; at most two pages per
+   * segment are held at once (the one being drained and the next, read ahead).
+   */
+  async *all(segments = 1): AsyncGenerator<string> {
+    if (segments <= 1) {
+      for await (const page of this.segment(0, 1)) yield* page.ids;
+      return;
+    }
+    const readers = Array.from({ length: segments }, (_, s) => this.segment(s, segments)[Symbol.asyncIterator]());
+    const pending = new Map<number, Promise<{ segment: number; page: IteratorResult<RecipientPage> }>>();
+    const readAhead = (segment: number): void => {
+      const read = readers[segment].next().then((page) => ({ segment, page }));
+      read.catch(() => undefined); // the race below reports it; no unhandled rejection meanwhile
+      pending.set(segment, read);
+    };
+    readers.forEach((_, segment) => readAhead(segment));
+    while (pending.size > 0) {
+      const { segment, page } = await Promise.race(pending.values());
+      if (page.done) {
+        pending.delete(segment);
+        continue;
+      }
+      readAhead(segment);
+      yield* page.value.ids;
+    }
+  }
+
+  /**
+   * One segment of a parallel scan, page by page, from `startKey` (a cursor a previous reader
+   * stopped at) when given. Each page carries the key it started at, so a reader cut off mid-page can
+   * resume there (re-reading that page: its recipients before the cut may be posted twice).
+   */
+  async *segment(segment: number, totalSegments: number, startKey?: ScanCursor): AsyncGenerator<RecipientPage> {
+    let key: Record<string, AttributeValue> | undefined = startKey;
     do {
       const page = await this.client.send(new ScanCommand({
         TableName: this.tableName,
         Limit: this.pageSize,
-        ExclusiveStartKey: startKey,
+        ExclusiveStartKey: key,
+        ...(totalSegments > 1 ? { Segment: segment, TotalSegments: totalSegments } : {}),
         ...READ_PROJECTION,
       }));
-      yield* this.liveIds(page.Items);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+      yield { ids: this.liveIds(page.Items), startKey: key, nextKey: page.LastEvaluatedKey };
+      key = page.LastEvaluatedKey;
+    } while (key);
   }
 
   /** The ids of the live connections of one user, read a page at a time from the `byUser` index. */

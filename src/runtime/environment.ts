@@ -19,6 +19,16 @@ export const Env = {
   FANOUT_CONCURRENCY: 'FANOUT_CONCURRENCY',
   /** Milliseconds one @connections post may take before it is abandoned. */
   POST_TIMEOUT_MS: 'POST_TIMEOUT_MS',
+  /** Parallel scan segments a broadcast reads (inline) or enqueues (queue mode). */
+  FANOUT_SEGMENTS: 'FANOUT_SEGMENTS',
+  /** Queue mode: URL of the SQS queue of fan-out tasks (one per scan segment). */
+  FANOUT_QUEUE_URL: 'FANOUT_QUEUE_URL',
+  /** Queue mode: URL of the dead-letter queue that keeps recipients a worker could not reach. */
+  FANOUT_DLQ_URL: 'FANOUT_DLQ_URL',
+  /** Most @connections posts per second of one sender (one worker's share of `maxSendRate`). */
+  FANOUT_MAX_SEND_RATE: 'FANOUT_MAX_SEND_RATE',
+  /** Name of the publisher function, for the `publish` helper of route Lambdas. */
+  PUBLISHER_FUNCTION_NAME: 'CONNECTIONS_PUBLISHER_FUNCTION_NAME',
 
   /** ARN of the Secrets Manager secret whose SecretString is the HMAC key. Authorizer only. */
   AUTH_SECRET_ARN: 'AUTH_SECRET_ARN',
@@ -75,6 +85,12 @@ export const Defaults = {
   /** API Gateway closes every connection after 2 hours; the row may linger 5 minutes more. */
   CONNECTION_TTL_SECONDS: 2 * 60 * 60 + 5 * 60,
   FANOUT_CONCURRENCY: 100,
+  /** Inline broadcasts read this many scan segments in parallel. */
+  FANOUT_INLINE_SEGMENTS: 4,
+  /** Queue mode: SQS tasks (scan segments) per broadcast, each served by one worker invocation. */
+  FANOUT_QUEUE_SEGMENTS: 16,
+  /** Queue mode: posts per second of all workers together, under the 10,000 account throttle it shares. */
+  FANOUT_MAX_SEND_RATE: 5_000,
   POST_TIMEOUT_MS: 5_000,
   CLOCK_TOLERANCE_SECONDS: 5,
   USER_ID_CLAIM: 'sub',

@@ -1,4 +1,4 @@
-import { createServer, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SIGV4_AUTHORIZATION } from './aws-environment';
 
@@ -20,12 +20,19 @@ export interface SeenRequest {
   readonly stage: string;
   readonly connectionId: string;
   readonly authorization?: string;
+  /** The raw request path (connection id still URL-encoded) and every header, to check signatures. */
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The body, once it has arrived. */
+  body?: Buffer;
 }
 
 export interface ConnectionsServerOptions {
   readonly stage?: string;
   /** Milliseconds each POST takes, so concurrent posts overlap. */
   readonly postLatencyMs?: number;
+  /** A rate ceiling like the account throttle: POSTs over this many per second answer 429. @default none */
+  readonly maxPostsPerSecond?: number;
 }
 
 const MAX_PAYLOAD_BYTES = 131_072;
@@ -59,10 +66,15 @@ export class ConnectionsServer {
   private readonly inbox = new Map<string, string[]>();
   private readonly faults = new Map<string, FaultPlan>();
   private inFlight = 0;
+  private readonly maxPostsPerSecond: number;
+  private tokens: number;
+  private tokensAt = Date.now();
 
   private constructor(options: ConnectionsServerOptions) {
     this.stage = options.stage ?? 'dev';
     this.postLatencyMs = options.postLatencyMs ?? 0;
+    this.maxPostsPerSecond = options.maxPostsPerSecond ?? Number.POSITIVE_INFINITY;
+    this.tokens = this.maxPostsPerSecond / 10; // a burst of 100 ms worth
   }
 
   /** The endpoint a client is configured with: `http://127.0.0.1:<port>/{stage}`. */
@@ -121,7 +133,8 @@ export class ConnectionsServer {
     const [, stage, encodedId] = match;
     const connectionId = decodeURIComponent(encodedId);
     const authorization = req.headers.authorization;
-    this.requests.push({ method: req.method ?? '', stage, connectionId, authorization });
+    const seen: SeenRequest = { method: req.method ?? '', stage, connectionId, authorization, path: req.url ?? '', headers: req.headers };
+    this.requests.push(seen);
 
     if (!authorization || !SIGV4_AUTHORIZATION.test(authorization)) {
       return error(res, 403, 'MissingAuthenticationTokenException', 'Missing Authentication Token');
@@ -129,14 +142,14 @@ export class ConnectionsServer {
     if (stage !== this.stage) return error(res, 403, 'ForbiddenException', 'Forbidden');
 
     switch (req.method) {
-      case 'POST': return this.post(req, res, connectionId);
+      case 'POST': return this.post(req, res, connectionId, seen);
       case 'GET': return this.get(res, connectionId);
       case 'DELETE': return this.delete(res, connectionId);
       default: return error(res, 404, 'NotFoundException', 'No method found matching route');
     }
   }
 
-  private post(req: IncomingMessage, res: ServerResponse, connectionId: string): void {
+  private post(req: IncomingMessage, res: ServerResponse, connectionId: string, seen: SeenRequest): void {
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     let settled = false;
@@ -154,6 +167,11 @@ export class ConnectionsServer {
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      seen.body = body;
+      if (!this.withinRate()) {
+        setTimeout(() => error(res, 429, 'LimitExceededException', 'Rate exceeded'), this.postLatencyMs);
+        return;
+      }
       const plan = this.faults.get(connectionId);
       if (plan && plan.remaining > 0) {
         plan.remaining -= 1;
@@ -171,6 +189,17 @@ export class ConnectionsServer {
         res.writeHead(200).end();
       }, this.postLatencyMs);
     });
+  }
+
+  /** A token bucket refilled at maxPostsPerSecond; a throttled POST takes no token. */
+  private withinRate(): boolean {
+    if (this.maxPostsPerSecond === Number.POSITIVE_INFINITY) return true;
+    const now = Date.now();
+    this.tokens = Math.min(this.maxPostsPerSecond / 10, this.tokens + ((now - this.tokensAt) * this.maxPostsPerSecond) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   private get(res: ServerResponse, connectionId: string): void {
