@@ -1,4 +1,5 @@
 import { Duration, Token } from 'aws-cdk-lib';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Defaults, Env, RESERVED_CONTEXT_KEYS } from './runtime/environment';
@@ -39,6 +40,23 @@ export class TokenLocation {
   }
 
   /**
+   * The token travels as a WebSocket subprotocol: the client offers two, the protocol name and the
+   * token, as in `new WebSocket(url, ['authws', token])`.
+   *
+   * The browser-safe choice: browsers cannot set headers on a WebSocket, and unlike a query string
+   * the token stays out of access logs. The `$connect` handler echoes the protocol name (never the
+   * token) in `Sec-WebSocket-Protocol`, which browsers require and API Gateway does not do itself.
+   * @param protocolName the subprotocol offered beside the token
+   * @default 'authws'
+   */
+  public static subprotocol(protocolName: string = Defaults.TOKEN_SUBPROTOCOL): TokenLocation {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(protocolName) || protocolName.includes('.')) {
+      throw new Error(`TokenLocation.subprotocol('${protocolName}'): a subprotocol name is one or more of letters, digits and !#$%&'*+^_\`|~- without dots, so it cannot be mistaken for a token (for example 'authws').`);
+    }
+    return new TokenLocation('route.request.header.Sec-WebSocket-Protocol', `subprotocol:${protocolName}`);
+  }
+
+  /**
    * @param identitySource the authorizer identity source, e.g. `route.request.header.Authorization`
    * @param handlerValue how the bundled authorizer reads the token, e.g. `header:Authorization`
    */
@@ -71,8 +89,10 @@ export interface JwtVerificationOptions {
   readonly audience?: string[];
 
   /**
-   * The JWS algorithms accepted. Any other algorithm, `none` included, is refused.
-   * @default ['HS256'] for an HMAC secret
+   * The JWS algorithms accepted. Any other algorithm, `none` included, is refused. HMAC algorithms
+   * (HS256, HS384, HS512) go with `hmacSecret` only; public-key algorithms (RS*, PS*, ES*, EdDSA)
+   * with `jwks` and `cognito` only.
+   * @default ['HS256'] for an HMAC secret, ['RS256'] for a JWKS or Cognito
    */
   readonly algorithms?: string[];
 
@@ -94,12 +114,66 @@ export interface JwtVerificationOptions {
    * @default - none
    */
   readonly contextClaims?: string[];
+
+  /**
+   * Claims a token must carry, each with a value it must hold: equal to it, or listing it (an
+   * array, or space-separated words as in `scope`); `*` accepts any value. A valid token that
+   * lacks one is refused with 403. For example `{ scope: 'chat:write' }`.
+   * @default - no claim is required besides the user id claim
+   */
+  readonly requiredClaims?: { [claim: string]: string };
 }
 
 /** Options for `WebSocketAuth.hmacSecret`. */
 export interface HmacSecretAuthOptions extends JwtVerificationOptions {}
 
+/** Options for `WebSocketAuth.jwks`: any OIDC issuer (Auth0, Okta, Keycloak, Entra ID, ...). */
+export interface JwksAuthOptions extends JwtVerificationOptions {
+  /**
+   * The issuer's JSON Web Key Set, e.g. `https://example.auth0.com/.well-known/jwks.json` (the
+   * `jwks_uri` of its `/.well-known/openid-configuration`). Must be `https://`, except on
+   * localhost or 127.0.0.1.
+   */
+  readonly jwksUrl: string;
+
+  /**
+   * How long one fetch of the key set may take before the connect is refused (500).
+   * @default Duration.seconds(3)
+   */
+  readonly jwksTimeout?: Duration;
+
+  /**
+   * After a fetch, how long a token with an unknown `kid` is refused without fetching again.
+   * @default Duration.seconds(30)
+   */
+  readonly jwksCooldown?: Duration;
+}
+
+/** Which Cognito token a client presents. */
+export enum CognitoTokenUse {
+  /** Access tokens (`token_use: access`): the app client is checked against `client_id`. */
+  ACCESS = 'access',
+  /** ID tokens (`token_use: id`): the app client is checked against `aud`. */
+  ID = 'id',
+}
+
+/**
+ * Options for `WebSocketAuth.cognito`. The issuer and the key set come from the user pool and the
+ * audience from the clients, so `issuer` and `audience` may not be given.
+ */
+export interface CognitoAuthOptions extends JwtVerificationOptions {
+  /** The app clients whose tokens are accepted (at least one). */
+  readonly userPoolClients: cognito.IUserPoolClient[];
+
+  /**
+   * Which token clients present.
+   * @default CognitoTokenUse.ACCESS
+   */
+  readonly tokenUse?: CognitoTokenUse;
+}
+
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+const PUBLIC_KEY_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
 /**
  * How clients authenticate on `$connect`: the issuer of their JWTs and where the token travels.
@@ -126,6 +200,53 @@ export abstract class WebSocketAuth {
     return new HmacSecretAuth(secret, { ...options, algorithms });
   }
 
+  /**
+   * Tokens of any OIDC issuer (Auth0, Okta, Keycloak, Entra ID, ...), verified with the public keys
+   * of its JSON Web Key Set.
+   *
+   * The key set is fetched once per authorizer container (with a timeout) and kept in memory; a
+   * token whose `kid` is unknown triggers one refetch at most per cooldown, so key rotation works
+   * and a flood of made-up `kid`s costs the issuer one request per cooldown. Set `issuer` and
+   * `audience` too: without them, any token the issuer signed for any application is accepted.
+   * @param options the key set and what the authorizer checks
+   */
+  public static jwks(options: JwksAuthOptions): WebSocketAuth {
+    const url = options.jwksUrl;
+    if (!Token.isUnresolved(url) && !/^(https:\/\/[^/]+|http:\/\/(localhost|127\.0\.0\.1)(:\d+)?)(\/|$)/.test(url)) {
+      throw new Error(`WebSocketAuth.jwks: jwksUrl '${url}' is not an https:// URL; the key set decides who may connect, so it must come over TLS (http:// is accepted for localhost only).`);
+    }
+    const algorithms = publicKeyAlgorithms('WebSocketAuth.jwks', options.algorithms);
+    const timeoutMs = durationMs('jwksTimeout', options.jwksTimeout, Defaults.JWKS_TIMEOUT_MS, 100, 10_000);
+    const cooldownMs = durationMs('jwksCooldown', options.jwksCooldown, Defaults.JWKS_COOLDOWN_MS, 0, 3_600_000);
+    return new PublicKeyAuth({ ...options, algorithms }, {
+      [Env.AUTH_JWKS_URL]: url,
+      [Env.AUTH_JWKS_TIMEOUT_MS]: String(timeoutMs),
+      [Env.AUTH_JWKS_COOLDOWN_MS]: String(cooldownMs),
+    });
+  }
+
+  /**
+   * Tokens of an Amazon Cognito user pool: the issuer and key set are derived from the pool, and
+   * the app client is checked (`client_id` of access tokens, `aud` of ID tokens) as is `token_use`.
+   * @param userPool the user pool that issues the tokens
+   * @param options the accepted app clients, the token use, and what else the authorizer checks
+   */
+  public static cognito(userPool: cognito.IUserPool, options: CognitoAuthOptions): WebSocketAuth {
+    if (options.issuer !== undefined || options.audience !== undefined) {
+      throw new Error('WebSocketAuth.cognito: leave out `issuer` and `audience`; the issuer comes from the user pool and the audience from `userPoolClients`.');
+    }
+    if (!options.userPoolClients || options.userPoolClients.length === 0) {
+      throw new Error('WebSocketAuth.cognito: `userPoolClients` is empty; list the app clients whose tokens may connect.');
+    }
+    const algorithms = publicKeyAlgorithms('WebSocketAuth.cognito', options.algorithms);
+    const issuer = `https://cognito-idp.${userPool.env.region}.amazonaws.com/${userPool.userPoolId}`;
+    return new PublicKeyAuth({ ...options, algorithms, issuer }, {
+      [Env.AUTH_JWKS_URL]: `${issuer}/.well-known/jwks.json`,
+      [Env.AUTH_TOKEN_USE]: options.tokenUse ?? CognitoTokenUse.ACCESS,
+      [Env.AUTH_CLIENT_IDS]: options.userPoolClients.map((client) => client.userPoolClientId).join(','),
+    });
+  }
+
   /** Where clients put their token. */
   public abstract readonly tokenLocation: TokenLocation;
 
@@ -133,29 +254,72 @@ export abstract class WebSocketAuth {
   public abstract readonly contextClaims: string[];
 
   /**
-   * Configures the authorizer function: its environment and its grants.
+   * Configures a function that verifies tokens (the authorizer, and the message handler for
+   * `reauth`): its environment and its grants.
    * @internal
    */
-  public abstract _bind(authorizer: lambda.Function): void;
+  public abstract _bind(verifier: lambda.Function): void;
 }
 
 class HmacSecretAuth extends WebSocketAuth {
   public readonly tokenLocation: TokenLocation;
   public readonly contextClaims: string[];
 
-  constructor(private readonly secret: secretsmanager.ISecret, private readonly options: HmacSecretAuthOptions) {
+  private readonly environment: Record<string, string>;
+
+  constructor(private readonly secret: secretsmanager.ISecret, options: HmacSecretAuthOptions) {
     super();
     this.tokenLocation = options.tokenLocation ?? TokenLocation.header();
     this.contextClaims = validateClaims(options);
+    this.environment = verificationEnvironment(options, this.tokenLocation, this.contextClaims);
   }
 
-  public _bind(authorizer: lambda.Function): void {
-    this.secret.grantRead(authorizer);
-    authorizer.addEnvironment(Env.AUTH_SECRET_ARN, this.secret.secretArn);
-    for (const [name, value] of Object.entries(verificationEnvironment(this.options, this.tokenLocation, this.contextClaims))) {
-      authorizer.addEnvironment(name, value);
+  public _bind(verifier: lambda.Function): void {
+    this.secret.grantRead(verifier);
+    verifier.addEnvironment(Env.AUTH_SECRET_ARN, this.secret.secretArn);
+    for (const [name, value] of Object.entries(this.environment)) verifier.addEnvironment(name, value);
+  }
+}
+
+/** Tokens verified with an issuer's public keys: `jwks` and `cognito`. Nothing to grant. */
+class PublicKeyAuth extends WebSocketAuth {
+  public readonly tokenLocation: TokenLocation;
+  public readonly contextClaims: string[];
+
+  private readonly environment: Record<string, string>;
+
+  constructor(options: JwtVerificationOptions, keyEnvironment: Record<string, string>) {
+    super();
+    this.tokenLocation = options.tokenLocation ?? TokenLocation.header();
+    this.contextClaims = validateClaims(options);
+    this.environment = { ...keyEnvironment, ...verificationEnvironment(options, this.tokenLocation, this.contextClaims) };
+  }
+
+  public _bind(verifier: lambda.Function): void {
+    for (const [name, value] of Object.entries(this.environment)) verifier.addEnvironment(name, value);
+  }
+}
+
+function publicKeyAlgorithms(factory: string, listed: string[] | undefined): string[] {
+  const algorithms = listed ?? ['RS256'];
+  if (algorithms.length === 0) {
+    throw new Error(`${factory}: \`algorithms\` is empty; list at least one, e.g. RS256 or ES256 (or leave it out for RS256).`);
+  }
+  for (const alg of algorithms) {
+    if (!PUBLIC_KEY_ALGORITHMS.includes(alg)) {
+      throw new Error(`${factory}: '${alg}' is not a public-key algorithm; use one of ${PUBLIC_KEY_ALGORITHMS.join(', ')}. An HMAC algorithm next to a key set would let anyone who holds the public key sign tokens.`);
     }
   }
+  return algorithms;
+}
+
+function durationMs(name: string, value: Duration | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const ms = value.toMilliseconds();
+  if (!Token.isUnresolved(ms) && (ms < min || ms > max)) {
+    throw new Error(`WebSocketAuth.jwks: \`${name}\` is ${ms} ms; use between ${min} and ${max} ms.`);
+  }
+  return ms;
 }
 
 function validateClaims(options: JwtVerificationOptions): string[] {
@@ -189,5 +353,12 @@ function verificationEnvironment(options: JwtVerificationOptions, location: Toke
   if (options.issuer !== undefined) env[Env.AUTH_ISSUER] = options.issuer;
   if (options.audience !== undefined && options.audience.length > 0) env[Env.AUTH_AUDIENCE] = options.audience.join(',');
   if (claims.length > 0) env[Env.AUTH_CONTEXT_CLAIMS] = claims.join(',');
+  const required = options.requiredClaims ?? {};
+  for (const [claim, value] of Object.entries(required)) {
+    if (claim.trim() === '' || typeof value !== 'string' || value === '') {
+      throw new Error(`WebSocketAuth: required claim '${claim}' needs a non-empty name and value; use '*' to accept any value.`);
+    }
+  }
+  if (Object.keys(required).length > 0) env[Env.AUTH_REQUIRED_CLAIMS] = JSON.stringify(required);
   return env;
 }

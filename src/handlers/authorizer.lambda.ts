@@ -9,7 +9,11 @@ let verifier: TokenVerifier | undefined;
 
 /**
  * REQUEST authorizer for `$connect`: a valid token gets an Allow policy whose context names the
- * user; anything else is refused with `Unauthorized` (API Gateway answers 401).
+ * user. A refusal never escapes as an unhandled error; API Gateway answers:
+ * - 401 (`Unauthorized` thrown): no token, or one that proves nothing (bad signature, expired, ...);
+ * - 403 (Deny policy): a valid token that lacks a required claim;
+ * - 500 (`AuthorizerUnavailable` thrown): the key or key set could not be fetched, or the function is
+ *   misconfigured; the client's token may be fine, so it may retry.
  */
 export const handler = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
   let user: VerifiedToken;
@@ -18,23 +22,27 @@ export const handler = async (event: APIGatewayRequestAuthorizerEvent): Promise<
     user = await verifier.verify(event);
   } catch (err) {
     logRefusal(event, err);
-    throw new Error('Unauthorized');
+    if (err instanceof TokenRefusedError && err.kind === 'forbidden') return policy('Deny', event.methodArn, 'forbidden');
+    if (err instanceof TokenRefusedError && err.kind === 'unauthenticated') throw new Error('Unauthorized');
+    throw new Error('AuthorizerUnavailable');
   }
-  return allow(event.methodArn, user);
-};
-
-function allow(methodArn: string, user: VerifiedToken): APIGatewayAuthorizerResult {
   return {
-    principalId: user.userId,
-    policyDocument: {
-      Version: '2012-10-17',
-      Statement: [{ Action: 'execute-api:Invoke', Effect: 'Allow', Resource: methodArn }],
-    },
+    ...policy('Allow', event.methodArn, user.userId),
     // Claims first: the verified user id and expiry must never be overwritten by a claim.
     context: {
       ...user.claims,
       [AuthorizerContext.USER_ID]: user.userId,
       ...(user.expiresAt !== undefined ? { [AuthorizerContext.EXPIRES_AT]: user.expiresAt } : {}),
+    },
+  };
+};
+
+function policy(effect: 'Allow' | 'Deny', methodArn: string, principalId: string): APIGatewayAuthorizerResult {
+  return {
+    principalId,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: methodArn }],
     },
   };
 }
@@ -43,7 +51,7 @@ function allow(methodArn: string, user: VerifiedToken): APIGatewayAuthorizerResu
 function logRefusal(event: APIGatewayRequestAuthorizerEvent, err: unknown): void {
   const connectionId = (event.requestContext as { connectionId?: string } | undefined)?.connectionId;
   if (err instanceof TokenRefusedError) {
-    logEvent('warn', 'connect_refused', { reason: err.reason, detail: err.detail, connectionId });
+    logEvent(err.kind === 'unavailable' ? 'error' : 'warn', 'connect_refused', { reason: err.reason, detail: err.detail, connectionId });
   } else if (err instanceof ConfigurationError) {
     logEvent('error', 'connect_refused', { reason: 'MISCONFIGURED', detail: err.message, connectionId });
   } else {

@@ -1,12 +1,16 @@
-import type { KeyObject } from 'node:crypto';
-import { errors, jwtVerify, type JWTPayload } from 'jose';
-import { ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, requiredSetting } from './configuration';
+import type { KeyObject, webcrypto } from 'node:crypto';
+import { errors, jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import { ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, positiveIntegerSetting } from './configuration';
 import { Defaults, Env, RESERVED_CONTEXT_KEYS } from './environment';
 import { hmacKeySource } from './hmac-key-source';
+import { jwksKeySource } from './jwks-key-source';
+import { KeyUnavailableError } from './key-source';
 
 /** Where a client puts its token on the `$connect` request. */
 export interface TokenLocation {
-  readonly source: 'header' | 'query';
+  /** `subprotocol`: the client offers two subprotocols, `name` and the token. */
+  readonly source: 'header' | 'query' | 'subprotocol';
+  /** The header or query parameter name, or the protocol name offered beside the token. */
   readonly name: string;
 }
 
@@ -16,10 +20,19 @@ export interface TokenCarrier {
   readonly queryStringParameters?: Readonly<Record<string, string | undefined>> | null;
 }
 
+/** A key jose verifies with. */
+export type VerificationKey = webcrypto.CryptoKey | KeyObject | Uint8Array;
+
+/** The key for a token, chosen by its protected header (`alg`, `kid`). */
+export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<VerificationKey>;
+
+/** The only values Cognito puts in `token_use`. */
+export type TokenUse = 'access' | 'id';
+
 export interface TokenVerifierOptions {
   readonly location: TokenLocation;
-  /** The key, fetched when a token needs it: a token-less request never costs a secret fetch. */
-  readonly key: () => Promise<KeyObject | Uint8Array>;
+  /** Called once the token parsed and its algorithm is allowed: a bad token never costs a key fetch. */
+  readonly key: KeyResolver;
   /** JWS algorithms accepted; anything else (including `none`) is refused. */
   readonly algorithms: readonly string[];
   readonly issuer?: string;
@@ -28,6 +41,12 @@ export interface TokenVerifierOptions {
   readonly userIdClaim: string;
   /** Claims copied into the authorizer context. */
   readonly contextClaims: readonly string[];
+  /** Claims a token must carry, with the value each must hold (`*`: any value). */
+  readonly requiredClaims?: Readonly<Record<string, string>>;
+  /** Cognito: the `token_use` a token must carry. */
+  readonly tokenUse?: TokenUse;
+  /** Cognito: app client ids; an access token's `client_id` must be one of them. */
+  readonly clientIds?: readonly string[];
 }
 
 /** What a valid token says about its holder. */
@@ -40,54 +59,110 @@ export interface VerifiedToken {
 }
 
 /**
+ * How API Gateway should answer a refusal: `unauthenticated` 401 (the token proves nothing),
+ * `forbidden` 403 (a valid token without a required claim), `unavailable` 500 (our side failed: the
+ * key could not be fetched; the client may retry with the same token).
+ */
+export type RefusalKind = 'unauthenticated' | 'forbidden' | 'unavailable';
+
+/**
  * Why a token was refused, as a code that is safe to log: jose's error code (`ERR_JWT_EXPIRED`, ...)
  * or one of ours. It never carries the token.
  */
 export class TokenRefusedError extends Error {
-  constructor(readonly reason: string, readonly detail?: string) {
+  constructor(readonly reason: string, readonly detail?: string, readonly kind: RefusalKind = 'unauthenticated') {
     super(`Token refused: ${reason}`);
     this.name = 'TokenRefusedError';
   }
 }
 
-/** Parses `header:<Name>` or `query:<name>` (AUTH_TOKEN_LOCATION). */
+/** Parses `header:<Name>`, `query:<name>` or `subprotocol:<protocol>` (AUTH_TOKEN_LOCATION). */
 export function parseTokenLocation(value: string): TokenLocation {
-  const match = /^(header|query):(.+)$/.exec(value.trim());
-  if (!match) throw new ConfigurationError(`${Env.AUTH_TOKEN_LOCATION} must be "header:<Name>" or "query:<name>", got "${value}"`);
+  const match = /^(header|query|subprotocol):(.+)$/.exec(value.trim());
+  if (!match) {
+    throw new ConfigurationError(`${Env.AUTH_TOKEN_LOCATION} must be "header:<Name>", "query:<name>" or "subprotocol:<protocol>", got "${value}"`);
+  }
   return { source: match[1] as TokenLocation['source'], name: match[2].trim() };
 }
 
-/** Finds, verifies and reads the JWT a client presents on `$connect`. */
+const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
+
+/** Finds, verifies and reads the JWT a client presents on `$connect` (or in a `reauth` message). */
 export class TokenVerifier {
-  /** A verifier configured by the construct's environment variables, keyed by the HMAC secret in Secrets Manager. */
+  /**
+   * A verifier configured by the construct's environment variables: keyed by the HMAC secret in
+   * Secrets Manager (AUTH_SECRET_ARN) or by an issuer's key set (AUTH_JWKS_URL).
+   */
   static fromEnvironment(env: Environment): TokenVerifier {
-    const keySource = hmacKeySource(requiredSetting(env, Env.AUTH_SECRET_ARN));
-    const algorithms = listSetting(env, Env.AUTH_ALGORITHMS);
+    const secretArn = optionalSetting(env, Env.AUTH_SECRET_ARN);
+    const jwksUrl = optionalSetting(env, Env.AUTH_JWKS_URL);
+    if ((secretArn === undefined) === (jwksUrl === undefined)) {
+      throw new ConfigurationError(`Exactly one of ${Env.AUTH_SECRET_ARN} and ${Env.AUTH_JWKS_URL} must be set`);
+    }
+    const listed = listSetting(env, Env.AUTH_ALGORITHMS);
+    const algorithms = listed.length > 0 ? listed : [secretArn ? 'HS256' : 'RS256'];
+    for (const alg of algorithms) {
+      // An HMAC algorithm next to a public key set is the HMAC/RSA confusion attack waiting to happen.
+      if (HMAC_ALGORITHMS.includes(alg) !== (secretArn !== undefined) || alg.toLowerCase() === 'none') {
+        throw new ConfigurationError(`${Env.AUTH_ALGORITHMS} lists ${alg}, which does not fit ${secretArn ? 'an HMAC secret' : 'a JWKS'}`);
+      }
+    }
+
+    let key: KeyResolver;
+    if (secretArn) {
+      const source = hmacKeySource(secretArn);
+      key = (header) => source.verificationKey(header.alg ?? '');
+    } else {
+      key = jwksKeySource(jwksUrl!, {
+        timeoutMs: positiveIntegerSetting(env, Env.AUTH_JWKS_TIMEOUT_MS, Defaults.JWKS_TIMEOUT_MS),
+        cooldownMs: nonNegativeNumberSetting(env, Env.AUTH_JWKS_COOLDOWN_MS, Defaults.JWKS_COOLDOWN_MS),
+      }).getKey as KeyResolver;
+    }
+
+    const tokenUse = optionalSetting(env, Env.AUTH_TOKEN_USE);
+    if (tokenUse !== undefined && tokenUse !== 'access' && tokenUse !== 'id') {
+      throw new ConfigurationError(`${Env.AUTH_TOKEN_USE} must be "access" or "id", got "${tokenUse}"`);
+    }
+    const clientIds = listSetting(env, Env.AUTH_CLIENT_IDS);
     const audience = listSetting(env, Env.AUTH_AUDIENCE);
     return new TokenVerifier({
       location: parseTokenLocation(optionalSetting(env, Env.AUTH_TOKEN_LOCATION) ?? `header:${Defaults.TOKEN_HEADER}`),
-      key: () => keySource.key(),
-      algorithms: algorithms.length > 0 ? algorithms : ['HS256'],
+      key,
+      algorithms,
       issuer: optionalSetting(env, Env.AUTH_ISSUER),
-      audience: audience.length > 0 ? audience : undefined,
+      // A Cognito id token names its app client in `aud`; an access token in `client_id`.
+      audience: audience.length > 0 ? audience : tokenUse === 'id' && clientIds.length > 0 ? clientIds : undefined,
       clockToleranceSeconds: nonNegativeNumberSetting(env, Env.AUTH_CLOCK_TOLERANCE_SECONDS, Defaults.CLOCK_TOLERANCE_SECONDS),
       userIdClaim: optionalSetting(env, Env.AUTH_USER_ID_CLAIM) ?? Defaults.USER_ID_CLAIM,
       contextClaims: listSetting(env, Env.AUTH_CONTEXT_CLAIMS),
+      requiredClaims: requiredClaimsSetting(env),
+      tokenUse,
+      clientIds: clientIds.length > 0 ? clientIds : undefined,
     });
   }
 
   constructor(private readonly options: TokenVerifierOptions) {}
 
+  /** Where this verifier looks for the token. */
+  get location(): TokenLocation {
+    return this.options.location;
+  }
+
   /** Verifies the token `request` carries. Throws TokenRefusedError for every reason to refuse it. */
   async verify(request: TokenCarrier): Promise<VerifiedToken> {
-    const token = this.tokenOf(request);
-    const key = await this.options.key().catch((err: unknown) => {
-      throw new TokenRefusedError('KEY_UNAVAILABLE', err instanceof Error ? err.name : undefined);
-    });
-    const payload = await this.verifySignatureAndClaims(token, key);
+    return this.verifyToken(this.tokenOf(request));
+  }
+
+  /** Verifies a bare token (e.g. from a `reauth` message). Throws TokenRefusedError for every reason to refuse it. */
+  async verifyToken(token: string): Promise<VerifiedToken> {
+    if (token.length === 0) throw new TokenRefusedError('TOKEN_MISSING');
+    if (token.length > Defaults.MAX_TOKEN_BYTES) throw new TokenRefusedError('TOKEN_TOO_LARGE');
+    const payload = await this.verifySignatureAndClaims(token);
 
     const userId = payload[this.options.userIdClaim];
     if (typeof userId !== 'string' || userId.length === 0) throw new TokenRefusedError('USER_ID_MISSING', this.options.userIdClaim);
+    this.checkCognitoClaims(payload);
+    this.checkRequiredClaims(payload);
     return {
       userId,
       expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
@@ -98,18 +173,26 @@ export class TokenVerifier {
   /** The raw token, or a refusal when it is absent or empty. */
   tokenOf(request: TokenCarrier): string {
     const { source, name } = this.options.location;
-    const raw = source === 'header'
-      ? headerValue(request.headers, name)
-      : request.queryStringParameters?.[name]; // query parameter names are case-sensitive
-    // `Bearer` is optional; `Bearer` followed by nothing is no token at all.
-    const token = (raw ?? '').trim().replace(/^bearer(?:\s+|$)/i, '').trim();
+    let token: string;
+    switch (source) {
+      case 'header':
+        // `Bearer` is optional; `Bearer` followed by nothing is no token at all.
+        token = (headerValue(request.headers, name) ?? '').trim().replace(/^bearer(?:\s+|$)/i, '').trim();
+        break;
+      case 'query':
+        token = (request.queryStringParameters?.[name] ?? '').trim(); // query parameter names are case-sensitive
+        break;
+      case 'subprotocol':
+        token = subprotocolToken(headerValue(request.headers, 'Sec-WebSocket-Protocol'), name);
+        break;
+    }
     if (token.length === 0) throw new TokenRefusedError('TOKEN_MISSING');
     return token;
   }
 
-  private async verifySignatureAndClaims(token: string, key: KeyObject | Uint8Array): Promise<JWTPayload> {
+  private async verifySignatureAndClaims(token: string): Promise<JWTPayload> {
     try {
-      const { payload } = await jwtVerify(token, key, {
+      const { payload } = await jwtVerify(token, this.options.key, {
         algorithms: [...this.options.algorithms],
         issuer: this.options.issuer,
         audience: this.options.audience ? [...this.options.audience] : undefined,
@@ -117,11 +200,27 @@ export class TokenVerifier {
       });
       return payload;
     } catch (err) {
+      if (err instanceof KeyUnavailableError) throw new TokenRefusedError('KEY_UNAVAILABLE', err.reason, 'unavailable');
       if (err instanceof errors.JOSEError) {
         const claim = err instanceof errors.JWTClaimValidationFailed ? err.claim : undefined;
         throw new TokenRefusedError(err.code, claim);
       }
+      // jose throws TypeErrors for keys that do not fit the algorithm.
       throw new TokenRefusedError('TOKEN_INVALID');
+    }
+  }
+
+  private checkCognitoClaims(payload: JWTPayload): void {
+    const { tokenUse, clientIds } = this.options;
+    if (tokenUse !== undefined && payload.token_use !== tokenUse) throw new TokenRefusedError('TOKEN_USE_MISMATCH', 'token_use');
+    if (tokenUse === 'access' && clientIds && !clientIds.includes(payload.client_id as string)) {
+      throw new TokenRefusedError('CLIENT_ID_MISMATCH', 'client_id');
+    }
+  }
+
+  private checkRequiredClaims(payload: JWTPayload): void {
+    for (const [name, expected] of Object.entries(this.options.requiredClaims ?? {})) {
+      if (!holds(payload[name], expected)) throw new TokenRefusedError('REQUIRED_CLAIM_MISSING', name, 'forbidden');
     }
   }
 
@@ -136,6 +235,44 @@ export class TokenVerifier {
     }
     return claims;
   }
+}
+
+/**
+ * A claim holds `expected` when it equals it, lists it (an array, or space-separated words as in
+ * OAuth's `scope`), or, for `*`, has any value at all.
+ */
+function holds(value: unknown, expected: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (expected === '*') return true;
+  if (Array.isArray(value)) return value.some((item) => String(item) === expected);
+  if (typeof value === 'string') return value === expected || value.split(' ').includes(expected);
+  return typeof value !== 'object' && String(value) === expected;
+}
+
+/**
+ * A browser cannot set headers on a WebSocket, so it offers two subprotocols: the protocol name and
+ * the token (`new WebSocket(url, ['authws', token])`). Anything else is no token.
+ */
+function subprotocolToken(header: string | undefined, protocol: string): string {
+  const offered = (header ?? '').split(',').map((item) => item.trim()).filter((item) => item.length > 0);
+  if (!offered.includes(protocol)) return '';
+  const others = offered.filter((item) => item !== protocol);
+  return others.length === 1 ? others[0] : '';
+}
+
+function requiredClaimsSetting(env: Environment): Record<string, string> | undefined {
+  const raw = optionalSetting(env, Env.AUTH_REQUIRED_CLAIMS);
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string')) {
+    throw new ConfigurationError(`${Env.AUTH_REQUIRED_CLAIMS} must be a JSON object of strings, e.g. {"scope":"chat:write"}`);
+  }
+  return parsed as Record<string, string>;
 }
 
 /** HTTP header names are case-insensitive, and API Gateway passes them as the client spelled them. */

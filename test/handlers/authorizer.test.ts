@@ -103,7 +103,7 @@ describe('a valid token', () => {
   });
 });
 
-describe('refusals: each rejects with Error("Unauthorized") and nothing else', () => {
+describe('refusals: each rejects with Error("Unauthorized") (401) unless the key is unavailable (500)', () => {
   const valid = () => signToken({ sub: 'user-a' }, { expiresIn: 600 });
   const cases: [string, () => Promise<APIGatewayRequestAuthorizerEvent>, Record<string, string>?, string?][] = [
     ['an expired token', async () => withHeader(await signToken({ sub: 'u' }, { expiresIn: -60 })), {}, 'ERR_JWT_EXPIRED'],
@@ -140,14 +140,14 @@ describe('refusals: each rejects with Error("Unauthorized") and nothing else', (
     if (reason) expect(output.records()[0].reason).toBe(reason);
   });
 
-  test('a secret that cannot be fetched refuses, and is logged', async () => {
+  test('a secret that cannot be fetched refuses with 500 (the token may be fine), and is logged', async () => {
     const authorize = coldStart({ [Env.AUTH_SECRET_ARN]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:absent' });
-    await expect(authorize(withHeader(await valid()))).rejects.toThrow(new Error('Unauthorized'));
-    expect(output.records()).toEqual([expect.objectContaining({ reason: 'KEY_UNAVAILABLE', detail: 'ResourceNotFoundException' })]);
+    await expect(authorize(withHeader(await valid()))).rejects.toThrow(new Error('AuthorizerUnavailable'));
+    expect(output.records()).toEqual([expect.objectContaining({ level: 'error', reason: 'KEY_UNAVAILABLE', detail: 'ResourceNotFoundException' })]);
   });
 
-  test('a misconfigured token location refuses, and says why in the log', async () => {
-    await expect(coldStart({ [Env.AUTH_TOKEN_LOCATION]: 'cookie:session' })(withHeader(await valid()))).rejects.toThrow('Unauthorized');
+  test('a misconfigured token location refuses with 500, and says why in the log', async () => {
+    await expect(coldStart({ [Env.AUTH_TOKEN_LOCATION]: 'cookie:session' })(withHeader(await valid()))).rejects.toThrow('AuthorizerUnavailable');
     expect(output.records()).toEqual([expect.objectContaining({ level: 'error', reason: 'MISCONFIGURED' })]);
   });
 });
@@ -166,7 +166,7 @@ describe('the secret', () => {
     const authorize = coldStart();
     const token = await signToken({ sub: 'u' });
     secrets.setOutage(true);
-    await expect(authorize(withHeader(token))).rejects.toThrow('Unauthorized');
+    await expect(authorize(withHeader(token))).rejects.toThrow('AuthorizerUnavailable');
     secrets.setOutage(false);
     const before = secrets.calls;
     expect((await authorize(withHeader(token))).principalId).toBe('u');

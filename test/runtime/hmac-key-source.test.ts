@@ -51,7 +51,7 @@ test('a secret that does not exist is an error, not an empty key', async () => {
 });
 
 test('an empty SecretString is refused rather than used as a key', async () => {
-  await expect(new HmacKeySource(secrets.put('empty', '')).key()).rejects.toThrow(/no SecretString/);
+  await expect(new HmacKeySource(secrets.put('empty', '')).key()).rejects.toThrow(/NO_SECRET_STRING/);
 });
 
 test('the container shares one source per secret', () => {

@@ -1,5 +1,6 @@
 import { createSecretKey } from 'node:crypto';
 import { ConfigurationError } from '../../src/runtime/configuration';
+import { KeyUnavailableError } from '../../src/runtime/key-source';
 import { parseTokenLocation, TokenCarrier, TokenRefusedError, TokenVerifier, TokenVerifierOptions } from '../../src/runtime/token-verifier';
 import { signToken, TEST_SECRET } from '../support/tokens';
 
@@ -126,7 +127,86 @@ describe('verifying the token', () => {
   });
 
   test('a key that cannot be fetched refuses with KEY_UNAVAILABLE', async () => {
-    const v = verifier({ key: async () => { throw new Error('AccessDenied'); } });
+    const v = verifier({ key: async () => { throw new KeyUnavailableError('AccessDeniedException'); } });
     expect(await refusal(v.verify({ headers: { Authorization: await signToken({ sub: 'u' }) } }))).toBe('KEY_UNAVAILABLE');
+  });
+});
+
+describe('a subprotocol location', () => {
+  const v = verifier({ location: { source: 'subprotocol', name: 'authws' } });
+  const offered = (value: string): TokenCarrier => ({ headers: { 'sec-websocket-protocol': value } });
+
+  test('takes the token from the two offered subprotocols, in either order', () => {
+    expect(v.tokenOf(offered('authws, abc.def.ghi'))).toBe('abc.def.ghi');
+    expect(v.tokenOf(offered('abc.def.ghi,authws'))).toBe('abc.def.ghi');
+  });
+
+  test.each([
+    ['nothing offered', ''],
+    ['the token alone', 'abc.def.ghi'],
+    ['the protocol name alone', 'authws'],
+    ['another protocol name', 'graphql-ws, abc.def.ghi'],
+    ['two candidate tokens', 'authws, abc.def.ghi, jkl.mno.pqr'],
+  ])('refuses %s as TOKEN_MISSING', (_case, value) => {
+    expect(() => v.tokenOf(offered(value))).toThrow(expect.objectContaining({ reason: 'TOKEN_MISSING' }));
+  });
+
+  test('parseTokenLocation reads it', () => {
+    expect(parseTokenLocation('subprotocol:authws')).toEqual({ source: 'subprotocol', name: 'authws' });
+  });
+});
+
+describe('required claims', () => {
+  test.each([
+    ['a space-separated scope listing it', { scope: 'openid chat:write' }, { scope: 'chat:write' }],
+    ['an array listing it', { groups: ['a', 'chat'] }, { groups: 'chat' }],
+    ['an equal string', { tier: 'gold' }, { tier: 'gold' }],
+    ['a boolean as text', { email_verified: true }, { email_verified: 'true' }],
+    ['any value for *', { tenant: 't1' }, { tenant: '*' }],
+  ])('accept %s', async (_case, claims, required) => {
+    const token = await signToken({ sub: 'u', ...claims });
+    await expect(verifier({ requiredClaims: required }).verify({ headers: { Authorization: token } })).resolves.toMatchObject({ userId: 'u' });
+  });
+
+  test.each([
+    ['an absent claim', {}, { scope: 'chat:write' }],
+    ['a scope without it', { scope: 'openid chat:write:all' }, { scope: 'chat:write' }],
+    ['an array without it', { groups: ['a'] }, { groups: 'chat' }],
+    ['null for *', { tenant: null }, { tenant: '*' }],
+    ['an object', { tier: { gold: true } }, { tier: 'gold' }],
+  ])('refuse %s as REQUIRED_CLAIM_MISSING (403)', async (_case, claims, required) => {
+    const token = await signToken({ sub: 'u', ...claims });
+    const err = await verifier({ requiredClaims: required }).verify({ headers: { Authorization: token } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ reason: 'REQUIRED_CLAIM_MISSING', kind: 'forbidden' });
+  });
+});
+
+describe('bare tokens (reauth)', () => {
+  test('verifyToken checks a token that came in a message', async () => {
+    await expect(verifier().verifyToken(await signToken({ sub: 'u' }))).resolves.toMatchObject({ userId: 'u' });
+    expect(await refusal(verifier().verifyToken(''))).toBe('TOKEN_MISSING');
+    expect(await refusal(verifier().verifyToken('x'.repeat(9000)))).toBe('TOKEN_TOO_LARGE');
+  });
+});
+
+describe('fromEnvironment', () => {
+  const base = { AUTH_TOKEN_LOCATION: 'header:Authorization' };
+
+  test.each([
+    ['neither a secret nor a key set', {}],
+    ['both a secret and a key set', { AUTH_SECRET_ARN: 'arn:s', AUTH_JWKS_URL: 'https://i.example/jwks' }],
+    ['an HMAC algorithm with a key set', { AUTH_JWKS_URL: 'https://i.example/jwks', AUTH_ALGORITHMS: 'RS256,HS256' }],
+    ['a public-key algorithm with a secret', { AUTH_SECRET_ARN: 'arn:s', AUTH_ALGORITHMS: 'RS256' }],
+    ['none', { AUTH_SECRET_ARN: 'arn:s', AUTH_ALGORITHMS: 'none' }],
+    ['a token use Cognito does not have', { AUTH_JWKS_URL: 'https://i.example/jwks', AUTH_TOKEN_USE: 'refresh' }],
+    ['required claims that are not a JSON object of strings', { AUTH_SECRET_ARN: 'arn:s', AUTH_REQUIRED_CLAIMS: '["scope"]' }],
+    ['required claims that are not JSON', { AUTH_SECRET_ARN: 'arn:s', AUTH_REQUIRED_CLAIMS: 'scope=chat' }],
+  ])('refuses %s', (_case, env) => {
+    expect(() => TokenVerifier.fromEnvironment({ ...base, ...env })).toThrow(ConfigurationError);
+  });
+
+  test('a Cognito ID token is checked against the app clients in aud', () => {
+    const v = TokenVerifier.fromEnvironment({ AUTH_JWKS_URL: 'https://i.example/jwks', AUTH_TOKEN_USE: 'id', AUTH_CLIENT_IDS: 'c1,c2' });
+    expect((v as unknown as { options: TokenVerifierOptions }).options).toMatchObject({ audience: ['c1', 'c2'], tokenUse: 'id', algorithms: ['RS256'] });
   });
 });
