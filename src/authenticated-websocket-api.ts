@@ -141,6 +141,9 @@ export class AuthenticatedWebSocketApi extends Construct {
         [Env.TABLE_NAME]: this.table.tableName,
         [Env.CONNECTION_TTL_SECONDS]: String(Defaults.CONNECTION_TTL_SECONDS),
         ...(props.auth.contextClaims.length > 0 ? { [Env.AUTH_CONTEXT_CLAIMS]: props.auth.contextClaims.join(',') } : {}),
+        // A subprotocol token: $connect echoes the protocol name, as browsers require.
+        ...(props.auth.tokenLocation._handlerValue.startsWith('subprotocol:')
+          ? { [Env.AUTH_TOKEN_LOCATION]: props.auth.tokenLocation._handlerValue } : {}),
       },
     });
     this.table.grant(this.connectionFunction, 'dynamodb:PutItem', 'dynamodb:DeleteItem');

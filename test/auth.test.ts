@@ -160,6 +160,13 @@ describe('TokenLocation.subprotocol', () => {
     expect(environmentOf(template, 'ChatAuthorizer')).toMatchObject({ AUTH_TOKEN_LOCATION: 'subprotocol:chat-v1' });
   });
 
+  test('tells the $connect handler which protocol to echo; other locations tell it nothing', () => {
+    const subprotocol = synth((stack) => WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S'), { tokenLocation: TokenLocation.subprotocol() }));
+    expect(environmentOf(subprotocol, 'ChatConnectionHandler')).toMatchObject({ AUTH_TOKEN_LOCATION: 'subprotocol:authws' });
+    const header = synth((stack) => WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')));
+    expect(environmentOf(header, 'ChatConnectionHandler')).not.toHaveProperty('AUTH_TOKEN_LOCATION');
+  });
+
   test('defaults to authws', () => {
     expect(TokenLocation.subprotocol().identitySource).toBe('route.request.header.Sec-WebSocket-Protocol');
   });

@@ -1,4 +1,4 @@
-import { Environment, listSetting, positiveIntegerSetting } from '../runtime/configuration';
+import { Environment, listSetting, optionalSetting, positiveIntegerSetting } from '../runtime/configuration';
 import { connectionRow, ConnectionStore } from '../runtime/connection-store';
 import { Defaults, Env } from '../runtime/environment';
 import { errorName, logEvent } from '../runtime/log';
@@ -6,7 +6,12 @@ import { connectedUser, WebSocketEvent, WebSocketRequestContext } from '../runti
 
 export interface ConnectionResult {
   readonly statusCode: number;
+  /** Headers API Gateway adds to the handshake's 101 response. */
+  readonly headers?: Record<string, string>;
 }
+
+/** A `$connect` event carries the handshake's headers; other events carry none or a fixed few. */
+export type ConnectionEvent = WebSocketEvent & { readonly headers?: Readonly<Record<string, string | undefined>> | null };
 
 /** Built on the first event, so the environment is read then; reused by the container after that. */
 let store: ConnectionStore | undefined;
@@ -15,13 +20,13 @@ let store: ConnectionStore | undefined;
  * `$connect` records the connection in the registry; `$disconnect` removes it. Both are idempotent,
  * and a failure is answered with a status code rather than a throw.
  */
-export const handler = async (event: WebSocketEvent): Promise<ConnectionResult> => {
+export const handler = async (event: ConnectionEvent): Promise<ConnectionResult> => {
   const { requestContext } = event;
   try {
     store ??= ConnectionStore.fromEnvironment(process.env);
     switch (requestContext.eventType) {
       case 'CONNECT':
-        return await connect(store, requestContext, process.env);
+        return await connect(store, event, process.env);
       case 'DISCONNECT':
         await store.remove(requestContext.connectionId);
         return { statusCode: 200 };
@@ -37,7 +42,8 @@ export const handler = async (event: WebSocketEvent): Promise<ConnectionResult> 
   }
 };
 
-async function connect(registry: ConnectionStore, requestContext: WebSocketRequestContext, env: Environment): Promise<ConnectionResult> {
+async function connect(registry: ConnectionStore, event: ConnectionEvent, env: Environment): Promise<ConnectionResult> {
+  const requestContext: WebSocketRequestContext = event.requestContext;
   const user = connectedUser(requestContext, listSetting(env, Env.AUTH_CONTEXT_CLAIMS));
   if (!user) {
     logEvent('warn', 'connect_without_user', { connectionId: requestContext.connectionId });
@@ -45,5 +51,21 @@ async function connect(registry: ConnectionStore, requestContext: WebSocketReque
   }
   const ttlSeconds = positiveIntegerSetting(env, Env.CONNECTION_TTL_SECONDS, Defaults.CONNECTION_TTL_SECONDS);
   await registry.register(connectionRow(requestContext, user, ttlSeconds));
-  return { statusCode: 200 };
+  const protocol = chosenSubprotocol(event, env);
+  return protocol ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': protocol } } : { statusCode: 200 };
+}
+
+/**
+ * With the token in a subprotocol, the client offered two: the protocol name and the token. A
+ * browser closes a handshake that echoes none of its offers, and API Gateway echoes nothing itself,
+ * so `$connect` names the protocol (never the token) in its response.
+ */
+function chosenSubprotocol(event: ConnectionEvent, env: Environment): string | undefined {
+  const location = optionalSetting(env, Env.AUTH_TOKEN_LOCATION);
+  if (!location?.startsWith('subprotocol:')) return undefined;
+  const protocol = location.slice('subprotocol:'.length).trim();
+  const offered = Object.entries(event.headers ?? {})
+    .filter(([name]) => name.toLowerCase() === 'sec-websocket-protocol')
+    .flatMap(([, value]) => (value ?? '').split(',').map((item) => item.trim()));
+  return offered.includes(protocol) ? protocol : undefined;
 }
