@@ -134,7 +134,8 @@ const packageTask = project.tasks.tryFind('package')!;
 packageTask.reset();
 packageTask.spawn(project.tasks.tryFind('package:js')!);
 
-// The example app, synthesized the way a consumer's CDK app is: by the CDK CLI.
+// The example app, synthesized the way a consumer's CDK app is: by the CDK CLI (the README's
+// main command, `demo`, then serves it with the local gateway).
 const synthExample = project.addTask('synth:example', {
   description: 'Bundle the handlers and synthesize examples/chat into examples/chat/cdk.out',
   cwd: 'examples/chat',
@@ -160,8 +161,7 @@ project.addDevDeps('wscat@^6', 'playwright-core@^1');
 const demo = project.addTask('demo', {
   description: 'Synthesize examples/chat and serve it with the local gateway (authws local)',
 });
-demo.spawn(project.tasks.tryFind('bundle')!);
-demo.exec('npx cdk synth --no-notices -q', { cwd: 'examples/chat' });
+demo.spawn(synthExample);
 demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out', { receiveArgs: true });
 // -------------------------------------------------------------------------------------------
 

@@ -1,11 +1,17 @@
 import type { Context } from 'aws-lambda';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
+import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { errorName, logEvent } from '../runtime/log';
+import { reauthenticate } from '../runtime/reauth';
+import { TokenVerifier } from '../runtime/token-verifier';
 import { connectedUser, ConnectedUser, WebSocketEvent, WebSocketRequestContext } from '../runtime/websocket-event';
 
+/** Built on the first `reauth`, with the authorizer's settings (the construct gives both the same AUTH_* environment). */
+let verifier: TokenVerifier | undefined;
+
 /**
- * The `$default` route: broadcast, send and ping. One-way: replies and error frames go to the sender
+ * The `$default` route: broadcast, send, ping and reauth. One-way: replies and error frames go to the sender
  * through @connections, and the handler always answers 200 so API Gateway never sends the client an
  * "Internal server error" frame.
  */
@@ -26,7 +32,7 @@ export const handler = async (event: WebSocketEvent, context?: Context): Promise
 async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: number): Promise<void> {
   const { connectionId } = event.requestContext;
   try {
-    const sender = authenticatedSender(event.requestContext);
+    const sender = await authenticatedSender(event.requestContext);
     const request = parseClientFrame(event.body);
     switch (request.action) {
       case 'broadcast':
@@ -38,19 +44,37 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
       case 'ping':
         await delivery.toConnection(connectionId, pongFrame());
         break;
+      case 'reauth':
+        verifier ??= TokenVerifier.fromEnvironment(process.env);
+        await delivery.toConnection(connectionId,
+          await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token));
+        break;
     }
   } catch (err) {
     if (!(err instanceof MessageRejectedError)) throw err;
+    if (err.code === 'TokenExpired') {
+      // A connection does not outlive its token: tell it why, then close it.
+      const outcome = await expiryOf(event.requestContext).close(connectionId, errorFrame(err.code, err.message));
+      logEvent('info', 'connection_expired', { connectionId, outcome });
+      return;
+    }
     await delivery.toConnection(connectionId, errorFrame(err.code, err.message));
   }
 }
 
-/** The sender as the authorizer established it; a connection whose token has expired may no longer send. */
-function authenticatedSender(requestContext: WebSocketRequestContext, nowMs: number = Date.now()): ConnectedUser {
+function expiryOf(requestContext: WebSocketRequestContext): ConnectionExpiry {
+  return ConnectionExpiry.fromEnvironment(requestContext, process.env);
+}
+
+/**
+ * The sender as the authorizer established it; a connection whose token has expired may no longer
+ * send. Past the `$connect` token's expiry the registry decides, since a reauth may have moved it.
+ */
+async function authenticatedSender(requestContext: WebSocketRequestContext): Promise<ConnectedUser> {
   const sender = connectedUser(requestContext);
   if (!sender) throw new MessageRejectedError('Forbidden', 'This connection has no authenticated user.');
-  if (sender.expiresAt !== undefined && sender.expiresAt * 1000 < nowMs) {
-    throw new MessageRejectedError('TokenExpired', 'The token of this connection has expired; reconnect with a new token.');
+  if (await expiryOf(requestContext).hasExpired(requestContext.connectionId, sender.expiresAt)) {
+    throw new MessageRejectedError('TokenExpired', 'The token of this connection has expired; reconnect with a new token, or send "reauth" before it expires.');
   }
   return sender;
 }

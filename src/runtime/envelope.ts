@@ -4,13 +4,15 @@ import { Defaults } from './environment';
 export type ErrorCode = 'BadRequest' | 'TooLarge' | 'UnknownAction' | 'Forbidden' | 'TokenExpired';
 
 /** The actions the bundled message handler serves. */
-export const KNOWN_ACTIONS = ['broadcast', 'send', 'ping'] as const;
+export const KNOWN_ACTIONS = ['broadcast', 'send', 'ping', 'reauth'] as const;
 
 /** A client frame the bundled message handler understands. */
 export type ClientRequest =
   | { readonly action: 'broadcast'; readonly message: unknown }
   | { readonly action: 'send'; readonly to: string; readonly message: unknown }
-  | { readonly action: 'ping' };
+  | { readonly action: 'ping' }
+  /** A fresh token of the same user, extending the connection past its current token's expiry. */
+  | { readonly action: 'reauth'; readonly token: string };
 
 /** A frame that is refused; its code and message go back to the sender as an error frame. */
 export class MessageRejectedError extends Error {
@@ -53,6 +55,13 @@ export function parseClientFrame(body: string | null | undefined): ClientRequest
     }
     case 'ping':
       return { action };
+    case 'reauth': {
+      const token = fields.token;
+      if (typeof token !== 'string' || token.trim().length === 0) {
+        throw new MessageRejectedError('BadRequest', 'The "reauth" action needs a "token" field: a non-empty JWT.');
+      }
+      return { action, token: token.trim() };
+    }
     default:
       throw new MessageRejectedError('UnknownAction',
         `Unknown action ${JSON.stringify(action.slice(0, 64))}. Known actions: ${KNOWN_ACTIONS.join(', ')}.`);
@@ -73,6 +82,11 @@ export function messageFrame(message: unknown, sender: string): string {
 /** The reply to a ping. */
 export function pongFrame(): string {
   return outgoing({ action: 'pong' });
+}
+
+/** The reply to a successful reauth: the connection now lives until `expiresAt` (epoch seconds; null: no expiry). */
+export function reauthenticatedFrame(expiresAt: number | undefined): string {
+  return outgoing({ action: 'reauthenticated', expiresAt: expiresAt ?? null });
 }
 
 /** The frame telling the sender what was wrong. */
