@@ -1,7 +1,7 @@
 import type { Context } from 'aws-lambda';
+import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
-import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { errorName, logEvent } from '../runtime/log';
 import { reauthenticate } from '../runtime/reauth';
 import { TokenVerifier } from '../runtime/token-verifier';

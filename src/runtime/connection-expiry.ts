@@ -145,7 +145,8 @@ export class ConnectionExpiry {
     }
     let outcome: CloseOutcome;
     try {
-      await this.connections.send(new DeleteConnectionCommand({ ConnectionId: connectionId }), { abortSignal: AbortSignal.timeout(this.closeTimeoutMs) });
+      await this.connections.send(new DeleteConnectionCommand({ ConnectionId: connectionId }),
+        { abortSignal: AbortSignal.timeout(this.closeTimeoutMs) });
       outcome = 'closed';
     } catch (err) {
       outcome = isGone(err) ? 'gone' : 'failed';

@@ -82,7 +82,8 @@ class Api {
   /** A connection of `userId` whose `$connect` token expires at `expiresAt` (its row and its live socket). */
   async connect(userId: string, expiresAt?: number, options: { open?: boolean } = {}): Promise<string> {
     const connectionId = newConnectionId();
-    await this.store.register(connectionRow({ connectionId, connectedAt: Date.now() }, { userId, expiresAt, claims: {} }, Defaults.CONNECTION_TTL_SECONDS));
+    const row = connectionRow({ connectionId, connectedAt: Date.now() }, { userId, expiresAt, claims: {} }, Defaults.CONNECTION_TTL_SECONDS);
+    await this.store.register(row);
     if (options.open ?? true) server.connect(connectionId);
     return connectionId;
   }
@@ -94,7 +95,8 @@ class Api {
   }
 
   async row(connectionId: string) {
-    const { Item } = await dynamo.client.send(new GetItemCommand({ TableName: this.tableName, Key: { connectionId: { S: connectionId } }, ConsistentRead: true }));
+    const key = { connectionId: { S: connectionId } };
+    const { Item } = await dynamo.client.send(new GetItemCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
     return Item;
   }
 }
@@ -226,7 +228,8 @@ describe('the sweeper', () => {
     const api = await Api.start();
     const expired = await Promise.all(Array.from({ length: 5 }, (_, i) => api.connect(`old-${i}`, nowSeconds() - 10)));
     await Promise.all(Array.from({ length: 5 }, (_, i) => api.connect(`new-${i}`, nowSeconds() + 600)));
-    const expiry = new ConnectionExpiry({ dynamo: dynamo.client, tableName: api.tableName, connections: new ApiGatewayManagementApiClient({ endpoint: server.callbackUrl }) });
+    const connections = new ApiGatewayManagementApiClient({ endpoint: server.callbackUrl });
+    const expiry = new ConnectionExpiry({ dynamo: dynamo.client, tableName: api.tableName, connections });
     const found: string[] = [];
     for await (const id of expiry.expired(2)) found.push(id);
     expect(found.sort()).toEqual([...expired].sort());
