@@ -5,11 +5,16 @@ import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integra
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { WebSocketAuth } from './auth';
+import { FanOut } from './fan-out';
 import { AuthorizerFunction } from './handlers/authorizer-function';
 import { ConnectionFunction } from './handlers/connection-function';
+import { FanOutWorkerFunction } from './handlers/fan-out-worker-function';
 import { MessageFunction } from './handlers/message-function';
+import { PublisherFunction } from './handlers/publisher-function';
 import { RouteTarget } from './route-target';
 import { Defaults, Env, Registry } from './runtime/environment';
 
@@ -54,10 +59,11 @@ export interface AuthenticatedWebSocketApiProps {
   readonly throttle?: apigwv2.ThrottleSettings;
 
   /**
-   * Most @connections posts the message handler keeps in flight for one broadcast or send.
-   * @default 100
+   * How broadcasts reach everyone: `FanOut.inline({ concurrency })` from the message handler, or
+   * `FanOut.queue({ segments, concurrency, maxSendRate })` through SQS to parallel workers.
+   * @default FanOut.inline()
    */
-  readonly fanOutConcurrency?: number;
+  readonly fanOut?: FanOut;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
@@ -94,6 +100,32 @@ export class AuthenticatedWebSocketApi extends Construct {
 
   /** Serves `$default`: broadcast, send, ping, and error frames for bad messages. */
   public readonly messageFunction: lambda.Function;
+
+  /**
+   * Backends push through it: invoked with `{"to":{"all":true}|{"userId":"u"}|{"connectionId":"c"},"message":<any>}`,
+   * it answers `{"delivered","gone","failed","retried","throttled"}` (and `queued` for a queued broadcast).
+   * Let a principal invoke it with `grantSend`.
+   */
+  public readonly publisherFunction: lambda.Function;
+
+  /**
+   * Queue mode: the queue of fan-out tasks, one per scan segment of a broadcast.
+   * @default - none (inline fan-out)
+   */
+  public readonly fanOutQueue?: sqs.Queue;
+
+  /**
+   * Queue mode: keeps tasks that failed three times and the recipients workers could not reach;
+   * redrive it to `fanOutQueue` to deliver them again.
+   * @default - none (inline fan-out)
+   */
+  public readonly fanOutDeadLetterQueue?: sqs.Queue;
+
+  /**
+   * Queue mode: the worker serving `fanOutQueue`.
+   * @default - none (inline fan-out)
+   */
+  public readonly fanOutWorker?: lambda.Function;
 
   /** The URL clients connect to: `wss://{apiId}.execute-api.{region}.amazonaws.com/{stage}`. */
   public readonly url: string;
@@ -148,6 +180,13 @@ export class AuthenticatedWebSocketApi extends Construct {
     });
     this.table.grant(this.connectionFunction, 'dynamodb:PutItem', 'dynamodb:DeleteItem');
 
+    const fanOut = props.fanOut ?? FanOut.inline();
+    /** What every sender (message handler, publisher) reads about the fan-out. */
+    const senderEnvironment = {
+      [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
+      [Env.FANOUT_SEGMENTS]: String(fanOut.segments),
+      [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+    };
     this.messageFunction = new MessageFunction(this, 'MessageHandler', {
       ...common,
       description: 'Serves broadcast, send and ping on the WebSocket $default route',
@@ -156,11 +195,66 @@ export class AuthenticatedWebSocketApi extends Construct {
       environment: {
         [Env.TABLE_NAME]: this.table.tableName,
         [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
-        [Env.FANOUT_CONCURRENCY]: String(props.fanOutConcurrency ?? Defaults.FANOUT_CONCURRENCY),
-        [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+        ...senderEnvironment,
       },
     });
     this.table.grant(this.messageFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+
+    this.publisherFunction = new PublisherFunction(this, 'Publisher', {
+      ...common,
+      description: 'Lets backends push to everyone, a user or a connection, answering the counts',
+      memorySize: 512,
+      timeout: Duration.seconds(60),
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
+        ...senderEnvironment,
+      },
+    });
+    this.table.grant(this.publisherFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+
+    if (fanOut.queued) {
+      this.fanOutDeadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      const workerTimeout = Duration.minutes(2);
+      this.fanOutQueue = new sqs.Queue(this, 'FanOutQueue', {
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+        // Six times the worker's timeout, as Lambda advises for SQS event sources.
+        visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
+        deadLetterQueue: { queue: this.fanOutDeadLetterQueue, maxReceiveCount: 3 },
+      });
+      this.fanOutWorker = new FanOutWorkerFunction(this, 'FanOutWorker', {
+        ...common,
+        description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
+        memorySize: 512,
+        timeout: workerTimeout,
+        environment: {
+          [Env.TABLE_NAME]: this.table.tableName,
+          [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
+          [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+          // Each of the at most maxWorkers invocations posts at its share, so together they stay under maxSendRate.
+          [Env.FANOUT_MAX_SEND_RATE]: String(Math.floor(fanOut.maxSendRate! / fanOut.maxWorkers)),
+          [Env.FANOUT_QUEUE_URL]: this.fanOutQueue.queueUrl,
+          [Env.FANOUT_DLQ_URL]: this.fanOutDeadLetterQueue.queueUrl,
+        },
+      });
+      this.fanOutWorker.addEventSource(new SqsEventSource(this.fanOutQueue, {
+        batchSize: 1,
+        maxConcurrency: fanOut.maxWorkers,
+        reportBatchItemFailures: true,
+      }));
+      this.table.grant(this.fanOutWorker, 'dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+      this.fanOutQueue.grantSendMessages(this.fanOutWorker); // the rest of a segment cut off by the timeout
+      this.fanOutDeadLetterQueue.grantSendMessages(this.fanOutWorker); // recipients it could not reach
+      for (const sender of [this.messageFunction, this.publisherFunction]) {
+        sender.addEnvironment(Env.FANOUT_QUEUE_URL, this.fanOutQueue.queueUrl);
+        this.fanOutQueue.grantSendMessages(sender);
+      }
+    }
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'Api', {
       apiName: props.apiName,
@@ -184,8 +278,10 @@ export class AuthenticatedWebSocketApi extends Construct {
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
 
-    this.messageFunction.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
-    this.grantManageConnections(this.messageFunction);
+    for (const sender of [this.messageFunction, this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
+      sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
+      this.grantManageConnections(sender);
+    }
 
     for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
       this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey));
@@ -199,6 +295,20 @@ export class AuthenticatedWebSocketApi extends Construct {
    */
   public grantManageConnections(grantee: iam.IGrantable): iam.Grant {
     return this.stage.grantManagementApiAccess(grantee);
+  }
+
+  /**
+   * Lets `grantee` push to connections by invoking `publisherFunction` (`lambda:InvokeFunction` on
+   * it only): a Python service, a Step Function, a container, or a route Lambda. A `lambda.Function`
+   * grantee also gets `CONNECTIONS_PUBLISHER_FUNCTION_NAME` in its environment, which the
+   * `cdk-authenticated-websocket-api/lib/publish` helper reads.
+   * @param grantee the principal to grant
+   */
+  public grantSend(grantee: iam.IGrantable): iam.Grant {
+    if (grantee instanceof lambda.Function) {
+      grantee.addEnvironment(Env.PUBLISHER_FUNCTION_NAME, this.publisherFunction.functionName);
+    }
+    return this.publisherFunction.grantInvoke(grantee);
   }
 
   /**
@@ -247,8 +357,7 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     throw new Error(`AuthenticatedWebSocketApi: throttle.burstLimit is ${throttle.burstLimit}; use a whole number of requests of 0 or more.`);
   }
 
-  const concurrency = props.fanOutConcurrency;
-  if (concurrency !== undefined && !Token.isUnresolved(concurrency) && !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 1000)) {
-    throw new Error(`AuthenticatedWebSocketApi: fanOutConcurrency is ${concurrency}; use a whole number from 1 to 1000.`);
+  if ((props as { fanOutConcurrency?: unknown }).fanOutConcurrency !== undefined) {
+    throw new Error('AuthenticatedWebSocketApi: fanOutConcurrency was replaced by fanOut; use fanOut: FanOut.inline({ concurrency }).');
   }
 }

@@ -1,3 +1,4 @@
 export * from './authenticated-websocket-api';
+export * from './fan-out';
 export * from './auth';
 export * from './route-target';

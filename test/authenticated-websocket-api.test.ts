@@ -3,7 +3,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { AuthenticatedWebSocketApi, RouteTarget, TokenLocation, WebSocketAuth } from '../src';
+import { AuthenticatedWebSocketApi, FanOut, RouteTarget, TokenLocation, WebSocketAuth } from '../src';
 import { logicalId, newStack, quickStart, statementsOf } from './support/stacks';
 
 const actionsOf = (statements: Array<Record<string, any>>): string[] =>
@@ -75,7 +75,7 @@ describe('the quick start', () => {
 
   test('runs every bundled handler on Node.js 22 (arm64)', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function'));
-    expect(functions).toHaveLength(3);
+    expect(functions).toHaveLength(4); // authorizer, connection handler, message handler, publisher
     for (const fn of functions as any[]) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
@@ -172,8 +172,8 @@ describe('props', () => {
     quickStart({ apiName: 'chat' }).template.hasResourceProperties('AWS::ApiGatewayV2::Api', { Name: 'chat' });
   });
 
-  test('fanOutConcurrency reaches the message handler', () => {
-    quickStart({ fanOutConcurrency: 25 }).template.hasResourceProperties('AWS::Lambda::Function', {
+  test('fanOut: FanOut.inline({ concurrency }) reaches the message handler', () => {
+    quickStart({ fanOut: FanOut.inline({ concurrency: 25 }) }).template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FANOUT_CONCURRENCY: '25' }) },
     });
   });
@@ -358,7 +358,7 @@ describe('invalid props throw at synth with what to change', () => {
     ['a route selection expression on a header', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), routeSelectionExpression: '$request.header.x' }), /routeSelectionExpression '\$request\.header\.x' is not valid/],
     ['a negative rate limit', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), throttle: { rateLimit: -1 } }), /throttle\.rateLimit is -1; use a number of requests per second of 0 or more/],
     ['a fractional burst limit', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), throttle: { burstLimit: 1.5 } }), /throttle\.burstLimit is 1\.5; use a whole number/],
-    ['a fan-out concurrency of 0', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), fanOutConcurrency: 0 }), /fanOutConcurrency is 0; use a whole number from 1 to 1000/],
+    ['a fan-out concurrency of 0', (s) => new AuthenticatedWebSocketApi(s, 'A', { auth: WebSocketAuth.hmacSecret(secretIn(s)), fanOut: FanOut.inline({ concurrency: 0 }) }), /FanOut\.inline: concurrency is 0; use a whole number from 1 to 1000/],
     ['an RSA algorithm for an HMAC secret', (s) => WebSocketAuth.hmacSecret(secretIn(s), { algorithms: ['RS256'] }), /'RS256' is not an HMAC algorithm; use HS256, HS384 or HS512/],
     ['no algorithm at all', (s) => WebSocketAuth.hmacSecret(secretIn(s), { algorithms: [] }), /`algorithms` is empty/],
     ['a context claim the context already uses', (s) => WebSocketAuth.hmacSecret(secretIn(s), { contextClaims: ['userId'] }), /context claim 'userId' collides/],
@@ -391,7 +391,7 @@ describe('snapshots (asset hashes masked)', () => {
       stageName: 'prod',
       routeSelectionExpression: '$request.body.type',
       throttle: { rateLimit: 100, burstLimit: 200 },
-      fanOutConcurrency: 50,
+      fanOut: FanOut.queue({ segments: 8, concurrency: 50, maxSendRate: 4_000 }),
       routes: {
         orders: RouteTarget.lambda(orders, { returnResponse: true }),
         legacy: RouteTarget.http('https://backend.example/ws'),

@@ -1,0 +1,36 @@
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { deadlineMargin, Delivery, parseTask } from '../runtime/delivery';
+import { errorName, logEvent } from '../runtime/log';
+
+/**
+ * Queue mode: serves fan-out tasks, one scan segment (or a redriven list of connections) each, at
+ * this worker's share of `maxSendRate`. Before the invocation's timeout it stops and enqueues the
+ * rest of its segment; recipients it could not reach go to the dead-letter queue. A task whose
+ * recipients cannot be read is reported failed, so SQS delivers it again and, after a few receives,
+ * moves it to the dead-letter queue.
+ */
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+  const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+  for (const record of event.Records) {
+    try {
+      // The endpoint comes from CALLBACK_URL, which the construct sets.
+      const delivery = Delivery.fromEnvironment({}, process.env);
+      const deadline = Date.now() + context.getRemainingTimeInMillis() - deadlineMargin(delivery.postTimeoutMs);
+      const task = parseTask(record.body);
+      const result = await delivery.serveTask(task, deadline);
+      logEvent('info', 'fan_out', {
+        action: 'worker',
+        ...(task.kind === 'segment' ? { segment: task.segment, totalSegments: task.totalSegments } : { listed: task.connectionIds.length }),
+        delivered: result.delivered,
+        gone: result.gone,
+        failed: result.failed,
+        retried: result.retried,
+        throttled: result.throttled,
+      });
+    } catch (err) {
+      logEvent('error', 'fan_out_task_failed', { messageId: record.messageId, error: errorName(err) });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures };
+};

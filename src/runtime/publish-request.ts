@@ -1,0 +1,54 @@
+import { Defaults } from './environment';
+
+/** Who a backend publishes to. */
+export type PublishTarget = { readonly all: true } | { readonly userId: string } | { readonly connectionId: string };
+
+/** The publisher function's payload. */
+export interface PublishRequest {
+  readonly to: PublishTarget;
+  readonly message: unknown;
+  /** Shown to recipients as `sender`, e.g. the backend's name. */
+  readonly sender?: string;
+}
+
+/** A refused request, answered as is. */
+export interface PublishError {
+  readonly error: { readonly code: 'BadRequest' | 'TooLarge'; readonly message: string };
+}
+
+/** Checks a publisher payload (already parsed JSON, or a JSON string). */
+export function parsePublishRequest(event: unknown): PublishRequest | PublishError {
+  let value = event;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return bad('The request is not valid JSON.');
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return bad('The request must be a JSON object with "to" and "message".');
+  const fields = value as Record<string, unknown>;
+  if (!('message' in fields)) return bad('The request needs a "message" field (any JSON).');
+  if (fields.sender !== undefined && typeof fields.sender !== 'string') return bad('"sender", when given, must be a string.');
+  const to = fields.to as Record<string, unknown> | undefined;
+  let target: PublishTarget;
+  if (to && to.all === true) target = { all: true };
+  else if (to && typeof to.userId === 'string' && to.userId.length > 0) target = { userId: to.userId };
+  else if (to && typeof to.connectionId === 'string' && to.connectionId.length > 0) target = { connectionId: to.connectionId };
+  else return bad('"to" must be {"all":true}, {"userId":"<id>"} or {"connectionId":"<id>"}.');
+  const request: PublishRequest = { to: target, message: fields.message, ...(typeof fields.sender === 'string' ? { sender: fields.sender } : {}) };
+  const size = Buffer.byteLength(publishedFrame(request), 'utf8');
+  if (size > Defaults.MAX_MESSAGE_BYTES) {
+    return { error: { code: 'TooLarge', message: `The message would be ${size} bytes; the limit is ${Defaults.MAX_MESSAGE_BYTES}.` } };
+  }
+  return request;
+}
+
+/** What recipients receive. */
+export function publishedFrame(request: PublishRequest): string {
+  return JSON.stringify(request.sender === undefined ? { message: request.message } : { message: request.message, sender: request.sender });
+}
+
+function bad(message: string): PublishError {
+  return { error: { code: 'BadRequest', message } };
+}
