@@ -28,7 +28,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // (it imports ESM-only packages such as jose) and type-checked by the `typecheck` task.
   tsconfig: {
     compilerOptions: {},
-    exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**'],
+    exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**', 'src/publish/**'],
   },
   tsconfigDev: {
     include: ['.projenrc.ts'],
@@ -163,6 +163,26 @@ const demo = project.addTask('demo', {
 });
 demo.spawn(synthExample);
 demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out', { receiveArgs: true });
+// -------------------------------------------------------------------------------------------
+
+// ---- fan-out -------------------------------------------------------------------------------
+// `cdk-authenticated-websocket-api/lib/publish`: the helper route Lambdas import to push without SDK
+// code. jsii compiles only the construct layer and allows no non-jsii runtime dependency, so the
+// helper is bundled with its Lambda client into one CommonJS file, its types declared beside it.
+project.eslint!.allowDevDeps('src/publish/**');
+const bundlePublish = project.addTask('bundle:publish', {
+  description: 'Bundle the publish helper into lib/publish (index.js and index.d.ts)',
+  exec: 'esbuild src/publish/index.ts --bundle --platform=node --target=node20 --format=cjs --minify --keep-names --outfile=lib/publish/index.js',
+});
+bundlePublish.exec('tsc src/publish/index.ts --declaration --emitDeclarationOnly --skipLibCheck --strict --target es2022 --module nodenext --moduleResolution nodenext --outDir lib/publish');
+project.postCompileTask.spawn(bundlePublish);
+// The fan-out benchmark (not part of the test task): `npx projen bench:fanout [-- --sizes 1000,10000]`.
+project.addTask('bench:fanout', {
+  description: 'Benchmark the fan-out engine against the sample approach, a sequential loop and raw HTTP (writes bench/RESULTS.md data)',
+  exec: 'esbuild bench/fanout/run.ts bench/fanout/server.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/fanout/.build && node --expose-gc bench/fanout/.build/run.js',
+  receiveArgs: true,
+});
+project.gitignore.addPatterns('bench/fanout/.build/');
 // -------------------------------------------------------------------------------------------
 
 // ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.

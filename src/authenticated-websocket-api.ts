@@ -3,6 +3,8 @@ import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -12,6 +14,7 @@ import { WebSocketAuth } from './auth';
 import { FanOut } from './fan-out';
 import { AuthorizerFunction } from './handlers/authorizer-function';
 import { ConnectionFunction } from './handlers/connection-function';
+import { ExpirySweeperFunction } from './handlers/expiry-sweeper-function';
 import { FanOutWorkerFunction } from './handlers/fan-out-worker-function';
 import { MessageFunction } from './handlers/message-function';
 import { PublisherFunction } from './handlers/publisher-function';
@@ -64,6 +67,14 @@ export interface AuthenticatedWebSocketApiProps {
    * @default FanOut.inline()
    */
   readonly fanOut?: FanOut;
+
+  /**
+   * How often the expiry sweeper closes connections whose token has expired and that send nothing
+   * (one that sends is closed at once by the message handler). Whole minutes, at least one. Each
+   * sweep scans the registry, so a very large registry may want a longer interval.
+   * @default Duration.minutes(1)
+   */
+  readonly expirySweepInterval?: Duration;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
@@ -98,8 +109,11 @@ export class AuthenticatedWebSocketApi extends Construct {
   /** Serves `$connect` and `$disconnect`: registers and removes connections. */
   public readonly connectionFunction: lambda.Function;
 
-  /** Serves `$default`: broadcast, send, ping, and error frames for bad messages. */
+  /** Serves `$default`: broadcast, send, ping, reauth, and error frames for bad messages. */
   public readonly messageFunction: lambda.Function;
+
+  /** Runs every `expirySweepInterval`: closes connections whose token has expired. */
+  public readonly expirySweeperFunction: lambda.Function;
 
   /**
    * Backends push through it: invoked with `{"to":{"all":true}|{"userId":"u"}|{"connectionId":"c"},"message":<any>}`,
@@ -199,6 +213,24 @@ export class AuthenticatedWebSocketApi extends Construct {
       },
     });
     this.table.grant(this.messageFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+    // Expiry: past the $connect token's exp, read the row's (a reauth moves it), and move it on reauth,
+    // verifying the fresh token exactly as the authorizer does (same AUTH_* settings and key grant).
+    this.table.grant(this.messageFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    props.auth._bind(this.messageFunction);
+
+    this.expirySweeperFunction = new ExpirySweeperFunction(this, 'ExpirySweeper', {
+      ...common,
+      description: 'Closes WebSocket connections whose token has expired',
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+      environment: { [Env.TABLE_NAME]: this.table.tableName },
+    });
+    this.table.grant(this.expirySweeperFunction, 'dynamodb:Scan', 'dynamodb:DeleteItem');
+    new events.Rule(this, 'ExpirySweep', {
+      description: 'Closes WebSocket connections whose token has expired',
+      schedule: events.Schedule.rate(props.expirySweepInterval ?? Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.expirySweeperFunction, { retryAttempts: 0 })],
+    });
 
     this.publisherFunction = new PublisherFunction(this, 'Publisher', {
       ...common,
@@ -278,7 +310,7 @@ export class AuthenticatedWebSocketApi extends Construct {
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
 
-    for (const sender of [this.messageFunction, this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
+    for (const sender of [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
       this.grantManageConnections(sender);
     }
@@ -355,6 +387,14 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
   if (throttle?.burstLimit !== undefined && !Token.isUnresolved(throttle.burstLimit)
     && !(Number.isInteger(throttle.burstLimit) && throttle.burstLimit >= 0)) {
     throw new Error(`AuthenticatedWebSocketApi: throttle.burstLimit is ${throttle.burstLimit}; use a whole number of requests of 0 or more.`);
+  }
+
+  const sweep = props.expirySweepInterval;
+  if (sweep !== undefined && !Token.isUnresolved(sweep.toSeconds())) {
+    const seconds = sweep.toSeconds();
+    if (seconds < 60 || seconds % 60 !== 0) {
+      throw new Error(`AuthenticatedWebSocketApi: expirySweepInterval is ${seconds} seconds; EventBridge schedules in whole minutes, so use Duration.minutes(n) with n of 1 or more.`);
+    }
   }
 
   if ((props as { fanOutConcurrency?: unknown }).fanOutConcurrency !== undefined) {

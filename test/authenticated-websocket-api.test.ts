@@ -75,7 +75,7 @@ describe('the quick start', () => {
 
   test('runs every bundled handler on Node.js 22 (arm64)', () => {
     const functions = Object.values(template.findResources('AWS::Lambda::Function'));
-    expect(functions).toHaveLength(4); // authorizer, connection handler, message handler, publisher
+    expect(functions).toHaveLength(5); // authorizer, connection handler, message handler, publisher, expiry sweeper
     for (const fn of functions as any[]) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
@@ -107,8 +107,8 @@ describe('the quick start', () => {
     expect(statements.every((s) => s.Resource.Ref === secretId)).toBe(true);
   });
 
-  test('no other function may read the secret', () => {
-    for (const prefix of ['ChatConnectionHandler', 'ChatMessageHandler']) {
+  test('besides the message handler (which verifies reauth tokens), no other function may read the secret', () => {
+    for (const prefix of ['ChatConnectionHandler', 'ChatPublisher', 'ChatExpirySweeper']) {
       expect(JSON.stringify(statementsOf(template, prefix))).not.toContain('secretsmanager');
     }
   });
@@ -121,9 +121,12 @@ describe('the quick start', () => {
     });
   });
 
-  test('the message handler may read and delete rows (one by one or 25 to a batch) and manage connections of this stage only', () => {
+  test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and manage connections of this stage only', () => {
     const statements = statementsOf(template, 'ChatMessageHandler');
-    expect(actionsOf(statements)).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    expect(actionsOf(statements)).toEqual([
+      'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem',
+      'execute-api:ManageConnections', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue',
+    ]);
     const manage = statements.find((s) => s.Action === 'execute-api:ManageConnections')!;
     expect(manage.Resource).toEqual({
       'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, '/dev/*/@connections/*']],

@@ -1,0 +1,87 @@
+/**
+ * `cdk-authenticated-websocket-api/lib/publish`: push to WebSocket clients from a Node.js Lambda
+ * (a route target, a stream consumer, anything) without writing SDK code.
+ *
+ * ```ts
+ * import { publish } from 'cdk-authenticated-websocket-api/lib/publish';
+ * const counts = await publish({ to: { userId: 'alice' }, message: { order: 42 } });
+ * ```
+ *
+ * It invokes the API's publisher function, whose name `chat.grantSend(fn)` puts in the function's
+ * environment (`CONNECTIONS_PUBLISHER_FUNCTION_NAME`). This file is compiled on its own (jsii
+ * compiles only the construct layer) into a self-contained CommonJS bundle with its AWS SDK client,
+ * so a consumer's NodejsFunction bundles it like any other module.
+ */
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+
+/** Who receives: everyone, every connection of one user, or one connection. */
+export type PublishTarget = { readonly all: true } | { readonly userId: string } | { readonly connectionId: string };
+
+/** What to publish. */
+export interface PublishRequest {
+  readonly to: PublishTarget;
+  /** Any JSON value; recipients receive `{"message":<it>}` (with `"sender"` when given). */
+  readonly message: unknown;
+  /** Shown to recipients as `sender`, e.g. your service's name. */
+  readonly sender?: string;
+}
+
+/** What the publisher answers. delivered + gone + failed is the number of recipients reached. */
+export interface PublishResult {
+  readonly delivered: number;
+  readonly gone: number;
+  readonly failed: number;
+  readonly retried: number;
+  readonly throttled: number;
+  /** Queue mode, everyone: tasks handed to the fan-out workers (their counts are in their logs). */
+  readonly queued?: number;
+  readonly payloadTooLarge?: boolean;
+  /** False when the publisher ran out of time before every recipient was reached. */
+  readonly complete?: boolean;
+}
+
+/** Options of `publish`. */
+export interface PublishOptions {
+  /** @default process.env.CONNECTIONS_PUBLISHER_FUNCTION_NAME, set by `grantSend` */
+  readonly functionName?: string;
+}
+
+/** The publisher refused the request (`BadRequest`, `TooLarge`) or failed (`PublisherFailed`). */
+export class PublishError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = 'PublishError';
+  }
+}
+
+const FUNCTION_NAME_VARIABLE = 'CONNECTIONS_PUBLISHER_FUNCTION_NAME';
+let defaultClient: LambdaClient | undefined;
+
+/** Publishes `request` and resolves with the counts; rejects with a PublishError. */
+export async function publish(request: PublishRequest, options: PublishOptions = {}): Promise<PublishResult> {
+  const functionName = options.functionName ?? process.env[FUNCTION_NAME_VARIABLE];
+  if (!functionName) {
+    throw new PublishError('NotConfigured', `No publisher function: pass functionName, or grant this function with chat.grantSend(fn), which sets ${FUNCTION_NAME_VARIABLE}.`);
+  }
+  const client = (defaultClient ??= new LambdaClient({}));
+  const answer = await client.send(new InvokeCommand({ FunctionName: functionName, Payload: Buffer.from(JSON.stringify(request), 'utf8') }));
+  const body = answer.Payload ? JSON.parse(Buffer.from(answer.Payload).toString('utf8')) : undefined;
+  if (answer.FunctionError) throw new PublishError('PublisherFailed', `The publisher failed: ${body?.errorType ?? answer.FunctionError}`);
+  if (body?.error) throw new PublishError(body.error.code, body.error.message);
+  return body as PublishResult;
+}
+
+/** Every connection. */
+export function publishToAll(message: unknown, options?: PublishOptions & { readonly sender?: string }): Promise<PublishResult> {
+  return publish({ to: { all: true }, message, sender: options?.sender }, options);
+}
+
+/** Every connection of `userId`. */
+export function publishToUser(userId: string, message: unknown, options?: PublishOptions & { readonly sender?: string }): Promise<PublishResult> {
+  return publish({ to: { userId }, message, sender: options?.sender }, options);
+}
+
+/** One connection. */
+export function publishToConnection(connectionId: string, message: unknown, options?: PublishOptions & { readonly sender?: string }): Promise<PublishResult> {
+  return publish({ to: { connectionId }, message, sender: options?.sender }, options);
+}
