@@ -176,13 +176,6 @@ const bundlePublish = project.addTask('bundle:publish', {
 });
 bundlePublish.exec('tsc src/publish/index.ts --declaration --emitDeclarationOnly --skipLibCheck --strict --target es2022 --module nodenext --moduleResolution nodenext --outDir lib/publish');
 project.postCompileTask.spawn(bundlePublish);
-// The fan-out benchmark (not part of the test task): `npx projen bench:fanout [-- --sizes 1000,10000]`.
-project.addTask('bench:fanout', {
-  description: 'Benchmark the fan-out engine against the sample approach, a sequential loop and raw HTTP (writes bench/RESULTS.md data)',
-  exec: 'esbuild bench/fanout/run.ts bench/fanout/server.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/fanout/.build && node --expose-gc bench/fanout/.build/run.js',
-  receiveArgs: true,
-});
-project.gitignore.addPatterns('bench/fanout/.build/');
 // -------------------------------------------------------------------------------------------
 
 // ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.

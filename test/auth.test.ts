@@ -184,3 +184,35 @@ test('every factory keeps the same TokenLocation defaults', () => {
   ];
   for (const auth of auths) expect(auth.tokenLocation.identitySource).toBe('route.request.header.Authorization');
 });
+
+describe('expiry', () => {
+  test('the sweeper runs every minute by default, may scan and delete rows and close connections, and reads no secret', () => {
+    const template = synth((stack) => WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')));
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      Targets: [{ Arn: { 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'ChatExpirySweeper'), 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } }],
+    });
+    const actions = statementsOf(template, 'ChatExpirySweeper').flatMap((s) => s.Action).sort();
+    expect(actions).toEqual(['dynamodb:DeleteItem', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    expect(environmentOf(template, 'ChatExpirySweeper')).toHaveProperty('CALLBACK_URL');
+  });
+
+  test('the message handler verifies reauth tokens with the authorizer\'s settings', () => {
+    const template = synth(() => WebSocketAuth.jwks({ jwksUrl: 'https://i.example/jwks', issuer: 'https://i.example/', contextClaims: ['role'] }));
+    const authorizer = environmentOf(template, 'ChatAuthorizer');
+    const message = environmentOf(template, 'ChatMessageHandler');
+    for (const [name, value] of Object.entries(authorizer).filter(([key]) => key.startsWith('AUTH_'))) expect(message[name]).toEqual(value);
+  });
+
+  test('takes the sweep interval given', () => {
+    const stack = newStack();
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.jwks({ jwksUrl: 'https://i.example/jwks' }), expirySweepInterval: Duration.minutes(10) });
+    Template.fromStack(stack).hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(10 minutes)' });
+  });
+
+  test.each([Duration.seconds(30), Duration.seconds(90)])('refuses a sweep interval of %s', (interval) => {
+    const stack = newStack();
+    expect(() => new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.jwks({ jwksUrl: 'https://i.example/jwks' }), expirySweepInterval: interval }))
+      .toThrow(/expirySweepInterval .* whole minutes/);
+  });
+});

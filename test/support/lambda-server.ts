@@ -21,12 +21,18 @@ export class LambdaServer {
   private readonly http = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
+    req.on('end', (): void => {
       const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(req.url ?? '');
       const auth = SIGV4_AUTHORIZATION.exec(req.headers.authorization ?? '');
       const handler = match ? this.functions[decodeURIComponent(match[1])] : undefined;
-      if (!auth) return res.writeHead(403, { 'x-amzn-ErrorType': 'MissingAuthenticationTokenException' }).end('{}');
-      if (!match || !handler) return res.writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException' }).end('{"Message":"Function not found"}');
+      if (!auth) {
+        res.writeHead(403, { 'x-amzn-ErrorType': 'MissingAuthenticationTokenException' }).end('{}');
+        return;
+      }
+      if (!match || !handler) {
+        res.writeHead(404, { 'x-amzn-ErrorType': 'ResourceNotFoundException' }).end('{"Message":"Function not found"}');
+        return;
+      }
       this.invocations.push({ functionName: decodeURIComponent(match[1]), service: auth.groups?.service });
       handler(JSON.parse(Buffer.concat(chunks).toString('utf8'))).then(
         (result) => res.writeHead(200, { 'content-type': 'application/json', 'x-amz-executed-version': '$LATEST' }).end(JSON.stringify(result)),
