@@ -310,7 +310,8 @@ export class AuthenticatedWebSocketApi extends Construct {
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
 
-    for (const sender of [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
+    const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
+    for (const sender of callers) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
       this.grantManageConnections(sender);
     }
