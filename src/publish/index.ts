@@ -82,6 +82,10 @@ export function publishToUser(userId: string, message: unknown, options?: Publis
 }
 
 /** One connection. */
-export function publishToConnection(connectionId: string, message: unknown, options?: PublishOptions & { readonly sender?: string }): Promise<PublishResult> {
+export function publishToConnection(
+  connectionId: string,
+  message: unknown,
+  options?: PublishOptions & { readonly sender?: string },
+): Promise<PublishResult> {
   return publish({ to: { connectionId }, message, sender: options?.sender }, options);
 }
