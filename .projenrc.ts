@@ -190,4 +190,15 @@ project.addDevDeps('eslint-import-resolver-typescript@~3.6');
 // ts-jest needs jest-util at the top level (an optional peer dependency npm does not hoist by itself).
 project.addDevDeps('jest-util@^29');
 
+// Token verification benchmark (bench/auth/run.ts; it prints bench/RESULTS.md's `Token verification`).
+// Never part of `test`. aws-jwt-verify is the verifier AWS samples use, measured on the same tokens.
+project.addDevDeps('aws-jwt-verify@^5');
+const benchAuth = project.addTask('bench:auth', {
+  description: 'Benchmark token verification (HS256, RS256, ES256) against aws-jwt-verify, and the authorizer bundle\'s size and cold start',
+});
+benchAuth.spawn(project.tasks.tryFind('bundle:handlers/authorizer.lambda')!);
+benchAuth.exec('esbuild bench/auth/run.ts --bundle --platform=node --target=node20 --outfile=bench/auth/.build/run.js');
+benchAuth.exec('taskset -c 0 node bench/auth/.build/run.js');
+project.gitignore.addPatterns('bench/auth/.build/');
+
 project.synth();
