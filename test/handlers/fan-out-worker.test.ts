@@ -160,25 +160,28 @@ test('a segment cut off by the invocation\'s deadline continues in a new task fr
   const ids = await chat.connect(1_100);
   await chat.message(routeEvent('MESSAGE', ids[0], authorizedAs('user-0'), '{"action":"broadcast","message":"long"}'), plenty);
 
-  // 700 ms + the margin (one post timeout and 3 s to enqueue) left: the worker stops after about
-  // 700 ms, some 700 posts in, in its second page.
-  await chat.serve(chat.tasks(), contextWith(700 + 300 + 3_000));
+  // 1 s + the margin (one post timeout and 3 s to enqueue) left: the pacing alone keeps the worker
+  // from finishing (at most ~1,050 posts); on an idle machine it stops in its second page.
+  await chat.serve(chat.tasks(), contextWith(1_000 + 300 + 3_000));
   const continuation = chat.tasks();
   expect(continuation).toHaveLength(1);
   const task = JSON.parse(continuation[0].body);
-  expect(task).toMatchObject({ kind: 'segment', segment: 0, totalSegments: 1, startKey: { connectionId: { S: expect.any(String) } } });
+  expect(task).toMatchObject({ kind: 'segment', segment: 0, totalSegments: 1 });
   expect(output.records()).toContainEqual(expect.objectContaining({ event: 'fan_out_continued', segment: 0 }));
   const reachedFirst = server.recipients().length;
   expect(reachedFirst).toBeGreaterThan(0);
   expect(reachedFirst).toBeLessThan(1_100);
+  // The cursor is the start of the page it stopped in: none while still in the first page of 500.
+  if (reachedFirst > 500) expect(task.startKey).toEqual({ connectionId: { S: expect.any(String) } });
+  else expect(task.startKey).toBeUndefined();
 
   await chat.serve(continuation);
   expect(chat.tasks()).toEqual([]);
   for (const id of ids) expect(server.received(id).length).toBeGreaterThanOrEqual(1); // no one cut off
   // At least once: only the page the first worker stopped in (at most 500 rows) may be posted twice.
   const duplicates = ids.filter((id) => server.received(id).length > 1).length;
-  expect(duplicates).toBeLessThanOrEqual(500);
-  expect(duplicates).toBeLessThan(reachedFirst);
+  expect(duplicates).toBeLessThanOrEqual(Math.min(500, reachedFirst));
+  if (reachedFirst > 500) expect(duplicates).toBeLessThan(reachedFirst);
 });
 
 test('recipients a worker could not reach are kept in the dead-letter queue, and a redrive delivers them', async () => {
