@@ -1,5 +1,5 @@
 import { createSecretKey, KeyObject, webcrypto } from 'node:crypto';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { KeyUnavailableError } from './key-source';
 
 /**
@@ -49,9 +49,12 @@ export class HmacKeySource {
   }
 
   private async fetch(): Promise<KeyObject> {
-    // Created on first use, so the endpoint (AWS_ENDPOINT_URL_SECRETS_MANAGER locally) is read then.
-    this.client ??= new SecretsManagerClient({});
-    const { SecretString } = await this.client.send(new GetSecretValueCommand({ SecretId: this.secretId }));
+    // Loaded and created on first use: a key-set authorizer never pays for the SDK's initialization on
+    // its cold start, and the endpoint (AWS_ENDPOINT_URL_SECRETS_MANAGER locally) is read then.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const sdk = require('@aws-sdk/client-secrets-manager') as typeof import('@aws-sdk/client-secrets-manager');
+    this.client ??= new sdk.SecretsManagerClient({});
+    const { SecretString } = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: this.secretId }));
     if (!SecretString) throw new KeyUnavailableError('NO_SECRET_STRING');
     return createSecretKey(Buffer.from(SecretString, 'utf8'));
   }

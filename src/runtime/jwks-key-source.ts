@@ -1,3 +1,5 @@
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createLocalJWKSet, errors, type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters } from 'jose';
 import { Defaults } from './environment';
 import { KeyUnavailableError } from './key-source';
@@ -87,25 +89,48 @@ export class JwksKeySource {
     this.attemptedAt = attemptedAt;
     let body: unknown;
     try {
-      const response = await fetch(this.url, {
-        headers: { accept: 'application/json, application/jwk-set+json' },
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      if (response.status !== 200) {
-        await response.body?.cancel().catch(() => undefined);
-        throw new KeyUnavailableError(`HTTP_${response.status}`);
-      }
-      body = await response.json();
+      body = JSON.parse(await getText(this.url, this.timeoutMs));
     } catch (err) {
       if (err instanceof KeyUnavailableError) throw err;
       const name = (err as { name?: string } | undefined)?.name;
-      throw new KeyUnavailableError(name === 'TimeoutError' ? 'TIMEOUT' : name === 'SyntaxError' ? 'NOT_JSON' : 'FETCH_FAILED');
+      throw new KeyUnavailableError(name === 'TimeoutError' || name === 'AbortError' ? 'TIMEOUT' : name === 'SyntaxError' ? 'NOT_JSON' : 'FETCH_FAILED');
     }
     if (!isKeySet(body)) throw new KeyUnavailableError('NOT_A_KEY_SET');
     this.resolver = createLocalJWKSet(body);
     this.fetchedAt = attemptedAt;
   }
+}
+
+/** Largest key set accepted: real ones hold a few keys (a few KB). */
+const MAX_KEY_SET_BYTES = 512 * 1024;
+
+/**
+ * GETs `url` and resolves with its body when the answer is 200, within `timeoutMs` for the whole
+ * exchange. node:http(s) rather than fetch: fetch loads undici on first use, tens of milliseconds of
+ * every cold start. Redirects are not followed: the key set decides who may connect.
+ */
+function getText(url: string, timeoutMs: number): Promise<string> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const get = url.startsWith('https:') ? httpsGet : httpGet;
+  return new Promise<string>((resolve, reject) => {
+    const request = get(url, { signal, headers: { accept: 'application/json, application/jwk-set+json' } }, (response) => {
+      if (response.statusCode !== 200) {
+        response.resume();
+        reject(new KeyUnavailableError(`HTTP_${response.statusCode}`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_KEY_SET_BYTES) request.destroy(new KeyUnavailableError('TOO_LARGE'));
+        else chunks.push(chunk);
+      });
+      response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      response.on('error', reject);
+    });
+    request.on('error', (err) => reject(signal.aborted ? signal.reason : err));
+  });
 }
 
 function isKeySet(value: unknown): value is JSONWebKeySet {
