@@ -1,6 +1,6 @@
 import { createSecretKey, KeyObject, webcrypto } from 'node:crypto';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { KeyUnavailableError } from './key-source';
+import { readSecretString } from './secret-reader';
 
 /**
  * The HMAC key behind the authorizer, read from Secrets Manager.
@@ -11,7 +11,6 @@ import { KeyUnavailableError } from './key-source';
  * everyone until the container is recycled.
  */
 export class HmacKeySource {
-  private client: SecretsManagerClient | undefined;
   private pending: Promise<KeyObject> | undefined;
   private readonly verificationKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
 
@@ -49,14 +48,9 @@ export class HmacKeySource {
   }
 
   private async fetch(): Promise<KeyObject> {
-    // Loaded and created on first use: a key-set authorizer never pays for the SDK's initialization on
-    // its cold start, and the endpoint (AWS_ENDPOINT_URL_SECRETS_MANAGER locally) is read then.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const sdk = require('@aws-sdk/client-secrets-manager') as typeof import('@aws-sdk/client-secrets-manager');
-    this.client ??= new sdk.SecretsManagerClient({});
-    const { SecretString } = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: this.secretId }));
-    if (!SecretString) throw new KeyUnavailableError('NO_SECRET_STRING');
-    return createSecretKey(Buffer.from(SecretString, 'utf8'));
+    // The environment is read on first use, so the endpoint (AWS_ENDPOINT_URL_SECRETS_MANAGER locally) is read then.
+    const secretString = await readSecretString(this.secretId, { env: process.env });
+    return createSecretKey(Buffer.from(secretString, 'utf8'));
   }
 }
 

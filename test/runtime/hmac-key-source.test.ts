@@ -1,5 +1,7 @@
-import { createSecretKey } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, Hash, Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { HmacKeySource, hmacKeySource } from '../../src/runtime/hmac-key-source';
+import { signedHeaders } from '../../src/runtime/secret-reader';
 import { useDummyAwsEnvironment } from '../support/aws-environment';
 import { SecretsServer } from '../support/secrets-server';
 
@@ -47,7 +49,7 @@ test('a failed fetch is not cached: the next call tries again', async () => {
 
 test('a secret that does not exist is an error, not an empty key', async () => {
   await expect(new HmacKeySource('arn:aws:secretsmanager:us-east-1:123456789012:secret:missing').key())
-    .rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+    .rejects.toMatchObject({ name: 'KeyUnavailableError', reason: 'ResourceNotFoundException' });
 });
 
 test('an empty SecretString is refused rather than used as a key', async () => {
@@ -57,4 +59,62 @@ test('an empty SecretString is refused rather than used as a key', async () => {
 test('the container shares one source per secret', () => {
   expect(hmacKeySource('arn:a')).toBe(hmacKeySource('arn:a'));
   expect(hmacKeySource('arn:a')).not.toBe(hmacKeySource('arn:b'));
+});
+
+test('without credentials in the environment the key is unavailable, and nothing is sent', async () => {
+  const arn = secrets.put('no-credentials', 'k');
+  const saved = process.env.AWS_ACCESS_KEY_ID;
+  delete process.env.AWS_ACCESS_KEY_ID;
+  const before = secrets.calls;
+  try {
+    await expect(new HmacKeySource(arn).key()).rejects.toMatchObject({ reason: 'NO_CREDENTIALS' });
+  } finally {
+    process.env.AWS_ACCESS_KEY_ID = saved;
+  }
+  expect(secrets.calls).toBe(before);
+});
+
+test('sends the session token of temporary credentials, as Lambda roles have', async () => {
+  const arn = secrets.put('session', 'k');
+  process.env.AWS_SESSION_TOKEN = 'session-token-example';
+  try {
+    await new HmacKeySource(arn).key();
+  } finally {
+    delete process.env.AWS_SESSION_TOKEN;
+  }
+  expect(secrets.authorizations.at(-1)).toMatch(/SignedHeaders=[^,]*x-amz-security-token/);
+});
+
+/** The SHA-256 the SDK's signer takes, from node:crypto (the SDK itself plugs in the same in Node). */
+class Sha256 {
+  private hash: Hash | Hmac;
+  constructor(private readonly secret?: string | Uint8Array) { this.hash = this.fresh(); }
+  update(data: string | Uint8Array): void { this.hash.update(data); }
+  async digest(): Promise<Uint8Array> { return this.hash.digest(); }
+  reset(): void { this.hash = this.fresh(); }
+  private fresh(): Hash | Hmac { return this.secret === undefined ? createHash('sha256') : createHmac('sha256', this.secret); }
+}
+
+describe('the SigV4 signature of GetSecretValue', () => {
+  test.each([
+    ['long-term credentials', undefined, 'secretsmanager.eu-west-1.amazonaws.com'],
+    ['temporary credentials', 'FwoGZXIvYXdzEXAMPLEsessiontoken', 'secretsmanager.eu-west-1.amazonaws.com'],
+    ['a local endpoint with a port', undefined, '127.0.0.1:4566'],
+  ])('matches the SDK signer\'s with %s', async (_case, sessionToken, host) => {
+    const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken };
+    const now = new Date('2026-11-23T00:15:30.123Z');
+    const body = '{"SecretId":"arn:aws:secretsmanager:eu-west-1:111111111111:secret:chat-AbCdEf"}';
+    const headers = { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'secretsmanager.GetSecretValue' };
+
+    const ours = signedHeaders({ method: 'POST', host, path: '/', headers, body, service: 'secretsmanager', region: 'eu-west-1', credentials, now });
+
+    const [hostname, port] = host.split(':');
+    // applyChecksum off: the x-amz-content-sha256 header is optional for services other than S3, and not sent here.
+    const sdk = await new SignatureV4({ service: 'secretsmanager', region: 'eu-west-1', credentials, sha256: Sha256, applyChecksum: false }).sign({
+      method: 'POST', protocol: 'https:', hostname, port: port ? Number(port) : undefined, path: '/', query: {}, headers: { ...headers, host }, body,
+    }, { signingDate: now });
+    expect(ours.authorization).toBe(sdk.headers.authorization);
+    expect(ours['x-amz-date']).toBe(sdk.headers['x-amz-date']);
+    expect(ours['x-amz-security-token']).toBe(sdk.headers['x-amz-security-token']);
+  });
 });
