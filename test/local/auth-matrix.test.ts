@@ -63,7 +63,9 @@ function synthesizeMatrixApp(): string {
   return outdir;
 }
 
-function connect(deployment: Deployment, request: MatrixRequest): { url: string; options: { headers?: Record<string, string>; protocols?: string[] } } {
+type ConnectOptions = { headers?: Record<string, string>; protocols?: string[] };
+
+function connect(deployment: Deployment, request: MatrixRequest): { url: string; options: ConnectOptions } {
   const query = request.query ? `?${new URLSearchParams(request.query).toString()}` : '';
   return { url: `${urls.get(deployment)}${query}`, options: { headers: request.headers, protocols: request.protocols } };
 }
