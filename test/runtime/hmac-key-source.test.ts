@@ -1,5 +1,6 @@
 import { createHash, createHmac, createSecretKey, Hash, Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { SourceData } from '@smithy/types';
 import { HmacKeySource, hmacKeySource } from '../../src/runtime/hmac-key-source';
 import { signedHeaders } from '../../src/runtime/secret-reader';
 import { useDummyAwsEnvironment } from '../support/aws-environment';
@@ -88,7 +89,12 @@ test('sends the session token of temporary credentials, as Lambda roles have', a
 /** The SHA-256 the SDK's signer takes, from node:crypto (the SDK itself plugs in the same in Node). */
 class Sha256 {
   private hash: Hash | Hmac;
-  constructor(private readonly secret?: string | Uint8Array) { this.hash = this.fresh(); }
+  private readonly secret?: string | Buffer;
+  constructor(secret?: SourceData) {
+    this.secret = secret === undefined || typeof secret === 'string' ? secret
+      : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret);
+    this.hash = this.fresh();
+  }
   update(data: string | Uint8Array): void { this.hash.update(data); }
   async digest(): Promise<Uint8Array> { return this.hash.digest(); }
   reset(): void { this.hash = this.fresh(); }
