@@ -172,13 +172,17 @@ export class FanOut {
 
   /** One recipient, retried as the answers allow. */
   private async deliver(connectionId: string, data: Buffer, run: Run): Promise<PostOutcome | 'tooLarge'> {
+    // Throttled and failed attempts have budgets of their own: a recipient throttled twice still
+    // gets maxFailedAttempts tries at a 5xx, not one.
+    let throttledAttempts = 0;
+    let failedAttempts = 0;
     for (let attempt = 1; ; attempt++) {
       await this.rate.acquire();
       const answer = await this.attempt(connectionId, data);
-      if ('status' in answer && answer.status >= 200 && answer.status < 300) {
-        this.rate.onSuccess();
-        return 'delivered';
-      }
+      // Any answer but 429 got through the throttle (a 410 or a 500 used up its share of the rate as
+      // much as a 200): counting only 200s set the rate after a throttle below what the API allows.
+      if ('status' in answer && answer.status !== 429) this.rate.onSuccess();
+      if ('status' in answer && answer.status >= 200 && answer.status < 300) return 'delivered';
       if ('status' in answer && answer.status === 410) return 'gone';
       if ('status' in answer && answer.status === 413) {
         logEvent('warn', 'post_refused_too_large', { connectionId, bytes: data.length });
@@ -190,9 +194,9 @@ export class FanOut {
         this.rate.onThrottle();
       }
       const retryable = throttled || !('status' in answer) || answer.status >= 500;
-      const budget = throttled ? this.maxThrottledAttempts : this.maxFailedAttempts;
+      const exhausted = throttled ? ++throttledAttempts >= this.maxThrottledAttempts : ++failedAttempts >= this.maxFailedAttempts;
       const delay = this.backoff(attempt);
-      if (!retryable || attempt >= budget || Date.now() + delay >= run.deadline) {
+      if (!retryable || exhausted || Date.now() + delay >= run.deadline) {
         logEvent('warn', 'post_failed', { connectionId, error: 'status' in answer ? answer.errorType ?? `HTTP ${answer.status}` : answer.error, attempts: attempt });
         return 'failed';
       }
