@@ -60,6 +60,34 @@ export const Env = {
   AUTH_CLIENT_IDS: 'AUTH_CLIENT_IDS',
 } as const;
 
+/**
+ * The handler metrics: emitted by the bundled handlers in CloudWatch embedded metric format, read
+ * by the construct's `metric*()` methods, alarms and dashboard. One dimension: the API's id, which
+ * the construct passes to every bundled function in `Env.API_ID`.
+ */
+export const HandlerMetrics = {
+  NAMESPACE: 'AuthenticatedWebSocketApi',
+  API_DIMENSION: 'ApiId',
+  /** Posts the @connections API accepted. */
+  DELIVERED: 'Delivered',
+  /** Recipients found gone (410); their rows were deleted. */
+  GONE: 'Gone',
+  /** Posts that failed after their retries. */
+  FAILED: 'Failed',
+  /** Posts answered 429 (each attempt). */
+  THROTTLED: 'Throttled',
+  /** Post attempts retried. */
+  RETRIED: 'Retried',
+  /** Connections the authorizer refused (401 or 403). */
+  AUTH_DENIED: 'AuthDenied',
+} as const;
+
+/** Names of environment variables every bundled function gets for observability. */
+export const ObservabilityEnv = {
+  /** The WebSocket API's id: the value of the metrics' `ApiId` dimension. */
+  API_ID: 'WEBSOCKET_API_ID',
+} as const;
+
 /** The connection registry's schema. */
 export const Registry = {
   PARTITION_KEY: 'connectionId',
