@@ -49,7 +49,11 @@ export async function serveConnectionsApi(
       'Content-Length': Buffer.byteLength(text),
     });
     response.end(text);
-    log(`@connections ${method} ${connectionId} -> ${statusCode}${errorType ? ` ${errorType}` : ''}`);
+    // A broadcast is one successful POST per recipient: logging each would flood the terminal and,
+    // written synchronously, slow the gateway; the route's message line already sums them up.
+    if (method !== 'POST' || statusCode >= 300) {
+      log(`@connections ${method} ${connectionId} -> ${statusCode}${errorType ? ` ${errorType}` : ''}`);
+    }
   };
 
   // Requests must be signed (SigV4). The signature is not verified: the credentials are dummies.
