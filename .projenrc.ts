@@ -178,6 +178,48 @@ bundlePublish.exec('tsc src/publish/index.ts --declaration --emitDeclarationOnly
 project.postCompileTask.spawn(bundlePublish);
 // -------------------------------------------------------------------------------------------
 
+// ---- proofs for consumers (integration snapshots, README examples, the packed package) -----
+// integ-tests-alpha's newest release on the registry this project installs from is 2.245.0-alpha.0
+// (peer aws-cdk-lib ^2.245.0); 2.276.0-alpha.0 is not published there.
+project.addDevDeps('@aws-cdk/integ-tests-alpha@2.245.0-alpha.0', '@aws-cdk/integ-runner@^2.197.10');
+
+// Integration snapshots (test/integ.*.ts, IntegTest apps): integ-runner synthesizes each app and
+// compares its templates with the committed test/integ.*.ts.snapshot/. Without --update-on-failed
+// it never deploys and never writes: a new or changed template fails the test task. Asset hashes are
+// masked in the comparison (integ-runner's default, diffAssets: false), so rebuilt handler bundles
+// are not a change. integ-runner 2.197 reads cloud assembly schema 53 at most; test/support/integ-app.ts
+// runs each app and relabels its schema 55 output (see there). AWS_REGION spares the SDK's region lookup
+// (about 30 s per test on a machine without instance metadata); the apps are environment-agnostic.
+const integRunner = 'integ-runner --directory test --language typescript --max-workers 2 --parallel-regions us-east-1'
+  + ' --app "node -r ts-node/register/transpile-only test/support/integ-app.ts {filePath}"';
+const integEnv = { TS_NODE_PROJECT: 'tsconfig.dev.json', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' };
+const integ = project.addTask('integ', {
+  description: 'Compare the integration tests\' synthesized templates with their committed snapshots (never deploys)',
+  exec: integRunner,
+  env: integEnv,
+});
+project.addTask('integ:update', {
+  description: 'Rewrite the snapshots of integration tests whose templates changed (dry run: never deploys), then review the diff',
+  exec: `${integRunner} --update-on-failed --dry-run`,
+  env: integEnv,
+});
+const jestStep = project.testTask.steps.findIndex((step) => step.execArgs?.[0] === 'jest' || step.exec?.startsWith('jest'));
+project.testTask.insertStep(jestStep + 1, { spawn: integ.name });
+project.gitignore.addPatterns('/test/cdk-integ.out.*');
+
+// The README's TypeScript examples compile against the assembly (jsii-rosetta, strict): after compile,
+// which embeds the README in .jsii, and after bundle:publish (an example imports lib/publish).
+// Fixtures: rosetta/*.ts-fixture. The tablet it writes is a by-product, neither committed nor packed.
+const rosetta = project.addTask('rosetta', {
+  description: 'Compile the README\'s TypeScript examples with jsii-rosetta (strict: any error fails)',
+  exec: 'jsii-rosetta extract --strict .jsii',
+});
+project.postCompileTask.spawn(rosetta);
+project.gitignore.addPatterns('/.jsii.tabl.json');
+project.addPackageIgnore('/.jsii.tabl.json');
+project.addPackageIgnore('/rosetta/');
+// -------------------------------------------------------------------------------------------
+
 // ts-jest transpiles without type-checking (isolatedModules), so the whole tree is checked once here.
 const typecheck = project.addTask('typecheck', {
   description: 'Type-check sources, handlers, tests and examples',
@@ -190,6 +232,9 @@ project.addDevDeps('eslint-import-resolver-typescript@~3.6');
 // ts-jest needs jest-util at the top level (an optional peer dependency npm does not hoist by itself).
 project.addDevDeps('jest-util@^29');
 
+// cdk-nag (AwsSolutions) runs on the construct's default and fully configured forms in test/nag.test.ts.
+project.addDevDeps('cdk-nag@^3');
+
 // Token verification benchmark (bench/auth/run.ts; it prints bench/RESULTS.md's `Token verification`).
 // Never part of `test`. aws-jwt-verify is the verifier AWS samples use, measured on the same tokens.
 project.addDevDeps('aws-jwt-verify@^5');
@@ -200,5 +245,23 @@ benchAuth.spawn(project.tasks.tryFind('bundle:handlers/authorizer.lambda')!);
 benchAuth.exec('esbuild bench/auth/run.ts --bundle --platform=node --target=node20 --outfile=bench/auth/.build/run.js');
 benchAuth.exec('taskset -c 0 node bench/auth/.build/run.js');
 project.gitignore.addPatterns('bench/auth/.build/');
+
+// Benchmark of the local gateway (bench/local/run.mjs; it writes bench/RESULTS.md's `## Local gateway`).
+// Never part of `test`. 5,000 sockets need more open files than the usual soft limit: raised to the
+// hard limit here, and the gateway's child process inherits it.
+const benchLocal = project.addTask('bench:local', {
+  description: 'Benchmark authws local: 5,000 idle connections, and broadcast latency against a bare ws server',
+});
+benchLocal.spawn(project.tasks.tryFind('bundle')!);
+benchLocal.exec('bash -c \'ulimit -n hard && node bench/local/run.mjs\'');
+
+// Fan-out benchmark (bench/fanout/run.ts, with server.ts and client.ts run as child processes; it writes
+// bench/RESULTS.md's `## Fan-out`). Never part of `test`. The scripts are bundled with the engine from
+// src/runtime; packages stay external (resolved from node_modules). bench/fanout/.gitignore ignores .build/.
+const benchFanout = project.addTask('bench:fanout', {
+  description: 'Benchmark the fan-out engine against the common sample, a sequential loop and raw HTTP, with a loopback @connections server',
+});
+benchFanout.exec('esbuild bench/fanout/run.ts bench/fanout/server.ts bench/fanout/client.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/fanout/.build --log-level=warning');
+benchFanout.exec('node bench/fanout/.build/run.js');
 
 project.synth();
