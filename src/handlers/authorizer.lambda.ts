@@ -1,7 +1,9 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { ConfigurationError } from '../runtime/configuration';
-import { AuthorizerContext } from '../runtime/environment';
+import { AuthorizerContext, HandlerMetrics } from '../runtime/environment';
+import { eventFields, InvocationContext, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
+import { addMetric } from '../runtime/metrics';
 import { TokenRefusedError, TokenVerifier, VerifiedToken } from '../runtime/token-verifier';
 
 /** Built on the first connect, so the environment is read then; reused by the container after that. */
@@ -14,18 +16,26 @@ let verifier: TokenVerifier | undefined;
  * - 403 (Deny policy): a valid token that lacks a required claim;
  * - 500 (`AuthorizerUnavailable` thrown): the key or key set could not be fetched, or the function is
  *   misconfigured; the client's token may be fine, so it may retry.
+ *
+ * Every invocation writes the AuthDenied metric: 1 for a 401 or 403, 0 otherwise.
  */
-export const handler = async (event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => {
+export const handler = async (event: APIGatewayRequestAuthorizerEvent, context?: InvocationContext): Promise<APIGatewayAuthorizerResult> =>
+  withInvocation(context, eventFields(event.requestContext), () => authorize(event));
+
+async function authorize(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   let user: VerifiedToken;
   try {
     verifier ??= TokenVerifier.fromEnvironment(process.env);
     user = await verifier.verify(event);
   } catch (err) {
-    logRefusal(event, err);
+    logRefusal(err);
+    const denied = err instanceof TokenRefusedError && err.kind !== 'unavailable';
+    addMetric(HandlerMetrics.AUTH_DENIED, denied ? 1 : 0);
     if (err instanceof TokenRefusedError && err.kind === 'forbidden') return policy('Deny', event.methodArn, 'forbidden');
     if (err instanceof TokenRefusedError && err.kind === 'unauthenticated') throw new Error('Unauthorized');
     throw new Error('AuthorizerUnavailable');
   }
+  addMetric(HandlerMetrics.AUTH_DENIED, 0);
   return {
     ...policy('Allow', event.methodArn, user.userId),
     // Claims first: the verified user id and expiry must never be overwritten by a claim.
@@ -35,7 +45,7 @@ export const handler = async (event: APIGatewayRequestAuthorizerEvent): Promise<
       ...(user.expiresAt !== undefined ? { [AuthorizerContext.EXPIRES_AT]: user.expiresAt } : {}),
     },
   };
-};
+}
 
 function policy(effect: 'Allow' | 'Deny', methodArn: string, principalId: string): APIGatewayAuthorizerResult {
   return {
@@ -47,14 +57,16 @@ function policy(effect: 'Allow' | 'Deny', methodArn: string, principalId: string
   };
 }
 
-/** One line with a reason code; never the token, the secret or an error message that could quote them. */
-function logRefusal(event: APIGatewayRequestAuthorizerEvent, err: unknown): void {
-  const connectionId = (event.requestContext as { connectionId?: string } | undefined)?.connectionId;
+/**
+ * One line with a reason code; never the token, the secret or an error message that could quote them.
+ * The connection id, route and request id come from the invocation (withInvocation).
+ */
+function logRefusal(err: unknown): void {
   if (err instanceof TokenRefusedError) {
-    logEvent(err.kind === 'unavailable' ? 'error' : 'warn', 'connect_refused', { reason: err.reason, detail: err.detail, connectionId });
+    logEvent(err.kind === 'unavailable' ? 'error' : 'warn', 'connect_refused', { reason: err.reason, detail: err.detail });
   } else if (err instanceof ConfigurationError) {
-    logEvent('error', 'connect_refused', { reason: 'MISCONFIGURED', detail: err.message, connectionId });
+    logEvent('error', 'connect_refused', { reason: 'MISCONFIGURED', detail: err.message });
   } else {
-    logEvent('error', 'connect_refused', { reason: 'UNEXPECTED', detail: errorName(err), connectionId });
+    logEvent('error', 'connect_refused', { reason: 'UNEXPECTED', detail: errorName(err) });
   }
 }

@@ -1,6 +1,7 @@
 import { Environment, listSetting, optionalSetting, positiveIntegerSetting } from '../runtime/configuration';
 import { connectionRow, ConnectionStore } from '../runtime/connection-store';
 import { Defaults, Env } from '../runtime/environment';
+import { eventFields, InvocationContext, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
 import { connectedUser, WebSocketEvent, WebSocketRequestContext } from '../runtime/websocket-event';
 
@@ -20,7 +21,10 @@ let store: ConnectionStore | undefined;
  * `$connect` records the connection in the registry; `$disconnect` removes it. Both are idempotent,
  * and a failure is answered with a status code rather than a throw.
  */
-export const handler = async (event: ConnectionEvent): Promise<ConnectionResult> => {
+export const handler = async (event: ConnectionEvent, context?: InvocationContext): Promise<ConnectionResult> =>
+  withInvocation(context, eventFields(event.requestContext), () => handle(event));
+
+async function handle(event: ConnectionEvent): Promise<ConnectionResult> {
   const { requestContext } = event;
   try {
     store ??= ConnectionStore.fromEnvironment(process.env);
@@ -29,28 +33,28 @@ export const handler = async (event: ConnectionEvent): Promise<ConnectionResult>
         return await connect(store, event, process.env);
       case 'DISCONNECT':
         await store.remove(requestContext.connectionId);
+        logEvent('info', 'disconnected', { disconnectStatusCode: requestContext.disconnectStatusCode });
         return { statusCode: 200 };
       default:
         return { statusCode: 400 };
     }
   } catch (err) {
     // On $connect a 500 refuses the handshake: better than a connection the registry does not know.
-    logEvent('error', 'connection_event_failed', {
-      eventType: requestContext.eventType, connectionId: requestContext.connectionId, error: errorName(err),
-    });
+    logEvent('error', 'connection_event_failed', { error: errorName(err) });
     return { statusCode: 500 };
   }
-};
+}
 
 async function connect(registry: ConnectionStore, event: ConnectionEvent, env: Environment): Promise<ConnectionResult> {
   const requestContext: WebSocketRequestContext = event.requestContext;
   const user = connectedUser(requestContext, listSetting(env, Env.AUTH_CONTEXT_CLAIMS));
   if (!user) {
-    logEvent('warn', 'connect_without_user', { connectionId: requestContext.connectionId });
+    logEvent('warn', 'connect_without_user');
     return { statusCode: 403 };
   }
   const ttlSeconds = positiveIntegerSetting(env, Env.CONNECTION_TTL_SECONDS, Defaults.CONNECTION_TTL_SECONDS);
   await registry.register(connectionRow(requestContext, user, ttlSeconds));
+  logEvent('info', 'connected', { userId: user.userId });
   const protocol = chosenSubprotocol(event, env);
   return protocol ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': protocol } } : { statusCode: 200 };
 }

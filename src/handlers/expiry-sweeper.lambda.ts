@@ -1,5 +1,6 @@
 import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { errorFrame } from '../runtime/envelope';
+import { InvocationContext, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
 
 /** Closes in flight at once: DeleteConnection shares the account's API Gateway rate with everything else. */
@@ -18,7 +19,10 @@ export interface SweepResult {
  * (they receive nothing either: sends skip expired rows). Each gets a `TokenExpired` error frame,
  * then DeleteConnection, and its row is deleted. A failure is logged and left to the next sweep.
  */
-export const handler = async (): Promise<SweepResult> => {
+export const handler = async (_event?: unknown, context?: InvocationContext): Promise<SweepResult> =>
+  withInvocation(context, {}, sweep);
+
+async function sweep(): Promise<SweepResult> {
   const result = { closed: 0, gone: 0, failed: 0 };
   try {
     // No WebSocket event locates the API here: the construct sets CALLBACK_URL.
@@ -40,4 +44,4 @@ export const handler = async (): Promise<SweepResult> => {
   }
   logEvent(result.failed > 0 ? 'warn' : 'info', 'expiry_sweep', result);
   return result;
-};
+}

@@ -1,6 +1,8 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { deadlineMargin, Delivery, parseTask } from '../runtime/delivery';
+import { withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
+import { addDeliveryMetrics } from '../runtime/metrics';
 
 /**
  * Queue mode: serves fan-out tasks, one scan segment (or a redriven list of connections) each, at
@@ -8,8 +10,13 @@ import { errorName, logEvent } from '../runtime/log';
  * rest of its segment; recipients it could not reach go to the dead-letter queue. A task whose
  * recipients cannot be read is reported failed, so SQS delivers it again and, after a few receives,
  * moves it to the dead-letter queue.
+ *
+ * The counts of all the batch's tasks are written as one EMF line (Delivered, Gone, Failed, Retried, Throttled).
  */
-export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> =>
+  withInvocation(context, {}, () => serveBatch(event, context));
+
+async function serveBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
   for (const record of event.Records) {
     try {
@@ -18,8 +25,10 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
       const deadline = Date.now() + context.getRemainingTimeInMillis() - deadlineMargin(delivery.postTimeoutMs);
       const task = parseTask(record.body);
       const result = await delivery.serveTask(task, deadline);
+      addDeliveryMetrics(result);
       logEvent('info', 'fan_out', {
         action: 'worker',
+        messageId: record.messageId,
         ...(task.kind === 'segment' ? { segment: task.segment, totalSegments: task.totalSegments } : { listed: task.connectionIds.length }),
         delivered: result.delivered,
         gone: result.gone,
@@ -33,4 +42,4 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
     }
   }
   return { batchItemFailures };
-};
+}

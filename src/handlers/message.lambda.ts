@@ -2,7 +2,9 @@ import type { Context } from 'aws-lambda';
 import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
+import { eventFields, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
+import { addDeliveryMetrics } from '../runtime/metrics';
 import { reauthenticate } from '../runtime/reauth';
 import { TokenVerifier } from '../runtime/token-verifier';
 import { connectedUser, ConnectedUser, WebSocketEvent, WebSocketRequestContext } from '../runtime/websocket-event';
@@ -14,8 +16,14 @@ let verifier: TokenVerifier | undefined;
  * The `$default` route: broadcast, send, ping and reauth. One-way: replies and error frames go to the sender
  * through @connections, and the handler always answers 200 so API Gateway never sends the client an
  * "Internal server error" frame.
+ *
+ * A broadcast or send writes its counts as one EMF line; replies to the sender (pong, error frames,
+ * reauth) are not counted.
  */
-export const handler = async (event: WebSocketEvent, context?: Context): Promise<{ statusCode: number }> => {
+export const handler = async (event: WebSocketEvent, context?: Context): Promise<{ statusCode: number }> =>
+  withInvocation(context, eventFields(event.requestContext), () => handle(event, context));
+
+async function handle(event: WebSocketEvent, context?: Context): Promise<{ statusCode: number }> {
   const { requestContext } = event;
   try {
     // Built on the first message (the environment is read then) and kept by the container.
@@ -24,10 +32,10 @@ export const handler = async (event: WebSocketEvent, context?: Context): Promise
     const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - deadlineMargin(delivery.postTimeoutMs) : undefined;
     await serve(event, delivery, deadline);
   } catch (err) {
-    logEvent('error', 'message_failed', { connectionId: requestContext.connectionId, error: errorName(err) });
+    logEvent('error', 'message_failed', { error: errorName(err) });
   }
   return { statusCode: 200 };
-};
+}
 
 async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: number): Promise<void> {
   const { connectionId } = event.requestContext;
@@ -55,7 +63,7 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
     if (err.code === 'TokenExpired') {
       // A connection does not outlive its token: tell it why, then close it.
       const outcome = await expiryOf(event.requestContext).close(connectionId, errorFrame(err.code, err.message));
-      logEvent('info', 'connection_expired', { connectionId, outcome });
+      logEvent('info', 'connection_expired', { outcome });
       return;
     }
     await delivery.toConnection(connectionId, errorFrame(err.code, err.message));
@@ -80,5 +88,6 @@ async function authenticatedSender(requestContext: WebSocketRequestContext): Pro
 }
 
 function logFanOut(action: string, result: DeliveryResult): void {
+  addDeliveryMetrics(result);
   logEvent('info', 'fan_out', { action, ...result });
 }

@@ -90,6 +90,8 @@ describe('bad tokens', () => {
     expect(refusals).toHaveLength(1);
     expect(refusals[0].level).toBe(badCase.status === 500 ? 'error' : 'warn');
     if (badCase.reason) expect(refusals[0].reason).toBe(badCase.reason);
+    // AuthDenied counts the 401s and 403s; a 500 (the key could not be had) is not a denial.
+    expect(output.metrics().map((m) => m.AuthDenied)).toEqual([badCase.status === 500 ? 0 : 1]);
   });
 });
 

@@ -4,7 +4,7 @@ import { useDummyAwsEnvironment } from '../support/aws-environment';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { SecretsServer } from '../support/secrets-server';
 import { signToken, TEST_SECRET, unsignedToken, withPayload, withTamperedSignature } from '../support/tokens';
-import { authorizerEvent } from '../support/websocket-events';
+import { API_ID, authorizerEvent } from '../support/websocket-events';
 
 type Authorizer = (event: APIGatewayRequestAuthorizerEvent) => Promise<APIGatewayAuthorizerResult>;
 
@@ -135,20 +135,23 @@ describe('refusals: each rejects with Error("Unauthorized") (401) unless the key
     const outcome = await coldStart(settings)(event).then(() => 'allowed', (err: unknown) => err);
     expect(outcome).toBeInstanceOf(Error);
     expect((outcome as Error).message).toBe('Unauthorized');
-    expect(output.records()).toHaveLength(1);
-    expect(output.records()[0]).toMatchObject({ level: 'warn', event: 'connect_refused' });
-    if (reason) expect(output.records()[0].reason).toBe(reason);
+    expect(output.logs()).toHaveLength(1);
+    expect(output.logs()[0]).toMatchObject({ level: 'warn', event: 'connect_refused', eventType: 'CONNECT', routeKey: '$connect' });
+    if (reason) expect(output.logs()[0].reason).toBe(reason);
+    expect(output.metrics()).toEqual([expect.objectContaining({ ApiId: API_ID, AuthDenied: 1 })]);
   });
 
   test('a secret that cannot be fetched refuses with 500 (the token may be fine), and is logged', async () => {
     const authorize = coldStart({ [Env.AUTH_SECRET_ARN]: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:absent' });
     await expect(authorize(withHeader(await valid()))).rejects.toThrow(new Error('AuthorizerUnavailable'));
-    expect(output.records()).toEqual([expect.objectContaining({ level: 'error', reason: 'KEY_UNAVAILABLE', detail: 'ResourceNotFoundException' })]);
+    expect(output.logs()).toEqual([expect.objectContaining({ level: 'error', reason: 'KEY_UNAVAILABLE', detail: 'ResourceNotFoundException' })]);
+    // A 500 is not a denial: the token may be fine.
+    expect(output.metrics()).toEqual([expect.objectContaining({ AuthDenied: 0 })]);
   });
 
   test('a misconfigured token location refuses with 500, and says why in the log', async () => {
     await expect(coldStart({ [Env.AUTH_TOKEN_LOCATION]: 'cookie:session' })(withHeader(await valid()))).rejects.toThrow('AuthorizerUnavailable');
-    expect(output.records()).toEqual([expect.objectContaining({ level: 'error', reason: 'MISCONFIGURED' })]);
+    expect(output.logs()).toEqual([expect.objectContaining({ level: 'error', reason: 'MISCONFIGURED' })]);
   });
 });
 
@@ -201,4 +204,58 @@ test('neither the token nor the secret ever reaches the log', async () => {
   for (const token of tokens) {
     for (const segment of token.split('.').filter((s) => s.length > 0)) expect(logged).not.toContain(segment);
   }
+});
+
+describe('logs and metrics', () => {
+  const context = { awsRequestId: 'req-authorizer-1', functionName: 'Chat-Authorizer' };
+  type WithContext = (event: APIGatewayRequestAuthorizerEvent, ctx: typeof context) => Promise<APIGatewayAuthorizerResult>;
+  const valid = () => signToken({ sub: 'user-a' }, { expiresIn: 600 });
+
+  test('a refusal logs the request id, function name, connection id and route, and writes AuthDenied=1 in EMF', async () => {
+    const event = authorizerEvent({ headers: { Authorization: `Bearer ${await signToken({ sub: 'u' }, { secret: 'wrong' })}` }, connectionId: 'conn-1=' });
+    await expect((coldStart() as WithContext)(event, context)).rejects.toThrow('Unauthorized');
+    expect(output.logs()).toEqual([expect.objectContaining({
+      level: 'warn',
+      event: 'connect_refused',
+      requestId: 'req-authorizer-1',
+      functionName: 'Chat-Authorizer',
+      connectionId: 'conn-1=',
+      routeKey: '$connect',
+      eventType: 'CONNECT',
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    })]);
+    const [emf] = output.metrics();
+    expect(emf).toEqual({
+      _aws: {
+        Timestamp: expect.any(Number),
+        CloudWatchMetrics: [{ Namespace: 'AuthenticatedWebSocketApi', Dimensions: [['ApiId']], Metrics: [{ Name: 'AuthDenied', Unit: 'Count' }] }],
+      },
+      ApiId: API_ID,
+      AuthDenied: 1,
+      requestId: 'req-authorizer-1',
+      functionName: 'Chat-Authorizer',
+    });
+  });
+
+  test('an allowed connect writes AuthDenied=0 and no log line; WEBSOCKET_API_ID wins over the event', async () => {
+    process.env.WEBSOCKET_API_ID = 'from-env';
+    try {
+      await (coldStart() as WithContext)(withHeader(await valid()), context);
+    } finally {
+      delete process.env.WEBSOCKET_API_ID;
+    }
+    expect(output.logs()).toEqual([]);
+    expect(output.metrics()).toEqual([expect.objectContaining({ ApiId: 'from-env', AuthDenied: 0 })]);
+  });
+
+  test('a 403 (valid token, required claim missing) counts as denied', async () => {
+    let result: APIGatewayAuthorizerResult;
+    try {
+      result = await coldStart({ [Env.AUTH_REQUIRED_CLAIMS]: '{"scope":"chat"}' })(withHeader(await valid()));
+    } finally {
+      delete process.env[Env.AUTH_REQUIRED_CLAIMS];
+    }
+    expect(result.policyDocument.Statement[0].Effect).toBe('Deny');
+    expect(output.metrics()).toEqual([expect.objectContaining({ AuthDenied: 1 })]);
+  });
 });

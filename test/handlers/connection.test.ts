@@ -112,6 +112,22 @@ test('$disconnect of an unknown connection, or twice, is fine', async () => {
   expect(await handler(routeEvent('DISCONNECT', connectionId, authorizedAs('user-a')))).toEqual({ statusCode: 200 });
 });
 
+test('logs one line per connect and disconnect, with the request id, function name, connection id and route; never the token', async () => {
+  const connectionId = newConnectionId();
+  const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLWEifQ.dG9rZW4tc2lnbmF0dXJlLWJ5dGVz';
+  const context = { awsRequestId: 'req-connection-1', functionName: 'Chat-Connection' };
+  const connect = { ...routeEvent('CONNECT', connectionId, authorizedAs('user-a')), headers: { 'Authorization': `Bearer ${token}`, 'Sec-WebSocket-Protocol': `authws, ${token}` } };
+  expect(await handler(connect, context)).toEqual({ statusCode: 200 });
+  expect(await handler(routeEvent('DISCONNECT', connectionId, authorizedAs('user-a')), context)).toEqual({ statusCode: 200 });
+  const ids = { requestId: 'req-connection-1', functionName: 'Chat-Connection', connectionId };
+  expect(output.logs()).toEqual([
+    expect.objectContaining({ level: 'info', event: 'connected', userId: 'user-a', routeKey: '$connect', eventType: 'CONNECT', ...ids }),
+    expect.objectContaining({ level: 'info', event: 'disconnected', disconnectStatusCode: 1001, routeKey: '$disconnect', eventType: 'DISCONNECT', ...ids }),
+  ]);
+  expect(output.metrics()).toEqual([]);
+  expect(output.lines.join('\n')).not.toMatch(/eyJ|dG9rZW4/);
+});
+
 test('a registry failure on $connect refuses the handshake (500) instead of throwing', async () => {
   const tableName = process.env[Env.TABLE_NAME];
   // The handler's store is built on its first event; pointing it at a missing table needs a fresh module.
@@ -120,7 +136,7 @@ test('a registry failure on $connect refuses the handshake (500) instead of thro
   process.env[Env.TABLE_NAME] = 'no-such-table';
   try {
     expect(await fresh!(routeEvent('CONNECT', newConnectionId(), authorizedAs('user-a')))).toEqual({ statusCode: 500 });
-    expect(output.records()).toEqual([expect.objectContaining({ level: 'error', event: 'connection_event_failed', error: 'ResourceNotFoundException' })]);
+    expect(output.records()).toEqual([expect.objectContaining({ level: 'error', event: 'connection_event_failed', error: 'ResourceNotFoundException', eventType: 'CONNECT' })]);
   } finally {
     process.env[Env.TABLE_NAME] = tableName;
   }

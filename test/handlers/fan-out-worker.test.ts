@@ -1,12 +1,13 @@
 import { BatchWriteItemCommand, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
-import { Defaults, Env } from '../../src/runtime/environment';
+import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
 import type { WebSocketEvent } from '../../src/runtime/websocket-event';
 import { useDummyAwsEnvironment } from '../support/aws-environment';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { LocalDynamo, startDynalite } from '../support/dynalite';
+import { expectEmf } from '../support/emf';
 import { QueuedMessage, SqsServer } from '../support/sqs-server';
 import { authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
@@ -61,6 +62,7 @@ class QueuedChat {
       [Env.FANOUT_MAX_SEND_RATE]: '5000',
       [Env.FANOUT_QUEUE_URL]: sqs.queueUrl(`tasks-${n}`),
       [Env.FANOUT_DLQ_URL]: sqs.queueUrl(`dlq-${n}`),
+      [ObservabilityEnv.API_ID]: 'api-queued',
       ...settings,
     });
     let worker: Worker | undefined;
@@ -134,6 +136,12 @@ test('a queued broadcast: the message handler enqueues one task per segment, wor
   expect(answers).toEqual(tasks.map(() => ({ batchItemFailures: [] })));
   for (const id of ids) expect(server.received(id)).toEqual(['{"message":"to all","sender":"user-0"}']);
   expect(workerLogs().reduce((sum, r) => sum + Number(r.delivered), 0)).toBe(120);
+  // One EMF line per worker invocation; the queued broadcast itself counts nothing (its workers do).
+  expect(output.metrics()).toHaveLength(4);
+  // Retried may be above 0 on a loaded machine (a post past its 300 ms timeout is retried).
+  for (const emf of output.metrics()) expectEmf(emf, 'api-queued', { Delivered: expect.any(Number), Gone: 0, Failed: 0, Throttled: 0, Retried: expect.any(Number) });
+  expect(output.metrics().reduce((sum, r) => sum + Number(r.Delivered), 0)).toBe(120);
+  expect(output.lines.join('\n')).not.toContain('to all');
 });
 
 test('a worker under faults: live recipients all receive, gone rows are deleted, nothing is dead-lettered', async () => {
@@ -151,6 +159,9 @@ test('a worker under faults: live recipients all receive, gone rows are deleted,
   for (const id of ids.slice(10)) expect(server.received(id)).toHaveLength(1);
   for (const id of gone) expect(await chat.hasRow(id)).toBe(false);
   expect(workerLogs()).toEqual([expect.objectContaining({ segment: 0, delivered: 90, gone: 10, failed: 0, throttled: 20 })]);
+  const retried = workerLogs()[0].retried;
+  expect(output.metrics()).toHaveLength(1);
+  expectEmf(output.metrics()[0], 'api-queued', { Delivered: 90, Gone: 10, Failed: 0, Throttled: 20, Retried: retried });
   expect(chat.deadLetters()).toEqual([]);
 });
 

@@ -1,12 +1,13 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
-import { Defaults, Env } from '../../src/runtime/environment';
+import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
 import { WebSocketEvent } from '../../src/runtime/websocket-event';
 import { SIGV4_AUTHORIZATION, useDummyAwsEnvironment } from '../support/aws-environment';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { LocalDynamo, startDynalite } from '../support/dynalite';
-import { authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
+import { expectEmf } from '../support/emf';
+import { API_ID, authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
 type MessageHandler = (event: WebSocketEvent) => Promise<{ statusCode: number }>;
 
@@ -135,6 +136,9 @@ describe('broadcast', () => {
     expect(received(a)).toEqual([{ message: 'hi', sender: 'user-a' }]);
     expect(received(c)).toEqual([{ message: 'hi', sender: 'user-a' }]);
     expect(output.records()).toContainEqual(expect.objectContaining({ event: 'fan_out', delivered: 2, gone: 1, failed: 0 }));
+    // One EMF line for the invocation; without WEBSOCKET_API_ID the event's apiId is the dimension.
+    expect(output.metrics()).toHaveLength(1);
+    expectEmf(output.metrics()[0], API_ID, { Delivered: 2, Gone: 1, Failed: 0, Throttled: 0, Retried: 0 });
   });
 
   test('throttled, failing and hanging recipients stop no one, and nothing waits past the post timeout', async () => {
@@ -155,6 +159,9 @@ describe('broadcast', () => {
     // Failures are not gone: their rows stay.
     for (const id of [throttled, failing, hanging]) expect(await chat.hasRow(id)).toBe(true);
     expect(output.records()).toContainEqual(expect.objectContaining({ event: 'fan_out', delivered: 2, gone: 0, failed: 3 }));
+    expectEmf(output.metrics()[0], API_ID, { Delivered: 2, Gone: 0, Failed: 3, Throttled: expect.any(Number), Retried: expect.any(Number) });
+    expect(output.metrics()[0].Throttled).toBeGreaterThanOrEqual(1);
+    expect(output.metrics()[0].Retried).toBeGreaterThanOrEqual(2); // the throttled one and the failing one were retried
   });
 
   test('reaches every row of a registry larger than one page', async () => {
@@ -317,6 +324,40 @@ test('a registry that cannot be read is logged, and the handler still answers 20
   await chat.frame('someConnection0=', '{"action":"broadcast","message":"secret plans"}', authorizedAs('user-a'));
   expect(output.records()).toContainEqual(expect.objectContaining({ level: 'error', event: 'message_failed', error: 'ResourceNotFoundException' }));
   expect(output.lines.join('\n')).not.toContain('secret plans');
+});
+
+describe('logs and metrics', () => {
+  test('each line carries the request id, function name, connection id, route and event type; never the body', async () => {
+    const chat = await Chat.start({ [ObservabilityEnv.API_ID]: 'api-from-env' });
+    const a = await chat.connect('user-a');
+    await chat.connect('user-b');
+    const handler = (chat as unknown as { handler: (event: WebSocketEvent, context: object) => Promise<unknown> }).handler;
+    const context = { awsRequestId: 'req-message-1', functionName: 'Chat-Message', getRemainingTimeInMillis: () => 60_000 };
+    try {
+      await handler(routeEvent('MESSAGE', a, authorizedAs('user-a'), '{"action":"broadcast","message":"top secret body"}'), context);
+      await handler(routeEvent('MESSAGE', a, authorizedAs('user-a'), '{"action":"ping"}'), context);
+    } finally {
+      delete process.env[ObservabilityEnv.API_ID];
+    }
+
+    expect(output.logs()).toEqual([expect.objectContaining({
+      level: 'info',
+      event: 'fan_out',
+      timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      requestId: 'req-message-1',
+      functionName: 'Chat-Message',
+      connectionId: a,
+      routeKey: '$default',
+      eventType: 'MESSAGE',
+      action: 'broadcast',
+      delivered: 2,
+    })]);
+    // One EMF line, for the broadcast (a pong is not counted); WEBSOCKET_API_ID wins over the event's apiId.
+    expect(output.metrics()).toHaveLength(1);
+    expectEmf(output.metrics()[0], 'api-from-env', { Delivered: 2, Gone: 0, Failed: 0, Throttled: 0, Retried: 0 });
+    expect(output.metrics()[0]).toMatchObject({ requestId: 'req-message-1', functionName: 'Chat-Message' });
+    expect(output.lines.join('\n')).not.toContain('top secret body');
+  });
 });
 
 async function restartServer(options: { postLatencyMs: number }): Promise<ConnectionsServer> {

@@ -1,10 +1,11 @@
 import type { Context } from 'aws-lambda';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
-import { Defaults, Env } from '../../src/runtime/environment';
+import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
 import { useDummyAwsEnvironment } from '../support/aws-environment';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { LocalDynamo, startDynalite } from '../support/dynalite';
+import { expectEmf } from '../support/emf';
 import { newConnectionId } from '../support/websocket-events';
 
 type Publisher = (event: unknown, context?: Context) => Promise<Record<string, unknown>>;
@@ -44,6 +45,7 @@ async function start(): Promise<{ publish: Publisher; connect: (userId: string) 
     [Env.FANOUT_CONCURRENCY]: '50',
     [Env.FANOUT_SEGMENTS]: '4',
     [Env.POST_TIMEOUT_MS]: '300',
+    [ObservabilityEnv.API_ID]: 'api-publisher',
   });
   delete process.env[Env.FANOUT_QUEUE_URL];
   let publish: Publisher | undefined;
@@ -69,6 +71,22 @@ test('to everyone: every live connection receives {"message"}, and the counts co
   expect(await publish({ to: { all: true }, message: { order: 42, status: 'shipped' } }, context))
     .toEqual({ ...zero, delivered: 3, gone: 1, retried: 1, throttled: 1 });
   for (const id of ids.slice(0, 3)) expect(server.received(id)).toEqual(['{"message":{"order":42,"status":"shipped"}}']);
+  expect(output.metrics()).toHaveLength(1);
+  expectEmf(output.metrics()[0], 'api-publisher', { Delivered: 3, Gone: 1, Failed: 0, Throttled: 1, Retried: 1 });
+});
+
+test('logs the request id, function name and counts, never the message', async () => {
+  const { publish, connect } = await start();
+  await connect('alice');
+  const withIds = { ...context, awsRequestId: 'req-publisher-1', functionName: 'Chat-Publisher' } as Context;
+  await publish({ to: { userId: 'alice' }, message: 'confidential payload' }, withIds);
+  await publish({ to: { all: true } }, withIds);
+  expect(output.logs()).toEqual([
+    expect.objectContaining({ level: 'info', event: 'publish', to: 'user', delivered: 1, requestId: 'req-publisher-1', functionName: 'Chat-Publisher' }),
+    expect.objectContaining({ level: 'warn', event: 'publish_refused', code: 'BadRequest', requestId: 'req-publisher-1' }),
+  ]);
+  expect(output.metrics()).toEqual([expect.objectContaining({ Delivered: 1, requestId: 'req-publisher-1' })]);
+  expect(output.lines.join('\n')).not.toContain('confidential payload');
 });
 
 test('to one user, naming a sender', async () => {

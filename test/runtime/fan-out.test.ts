@@ -185,8 +185,8 @@ test('persistent 429 and 500 are retried up to their bounds, then counted failed
   expect(server.received(ok1)).toEqual(['hi']);
   expect(removed).toEqual([]);
   expect(output.records()).toEqual(expect.arrayContaining([
-    { level: 'warn', event: 'post_failed', connectionId: throttled, error: 'LimitExceededException', attempts: 5 },
-    { level: 'warn', event: 'post_failed', connectionId: broken, error: 'InternalServerErrorException', attempts: 3 },
+    expect.objectContaining({ level: 'warn', event: 'post_failed', connectionId: throttled, error: 'LimitExceededException', attempts: 5 }),
+    expect.objectContaining({ level: 'warn', event: 'post_failed', connectionId: broken, error: 'InternalServerErrorException', attempts: 3 }),
   ]));
 });
 

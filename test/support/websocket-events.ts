@@ -32,7 +32,7 @@ export function authorizerEvent(request: {
       ? Object.fromEntries(Object.entries(request.query).map(([k, v]) => [k, [v]]))
       : null,
     stageVariables: null,
-    requestContext: { connectionId: request.connectionId ?? newConnectionId(), routeKey: '$connect', eventType: 'CONNECT' } as never,
+    requestContext: { connectionId: request.connectionId ?? newConnectionId(), routeKey: '$connect', eventType: 'CONNECT', apiId: API_ID, stage: STAGE } as never,
   };
 }
 
