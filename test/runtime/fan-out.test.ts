@@ -220,7 +220,9 @@ test('sustained 429s under a rate ceiling lower the send rate, and nothing is lo
   await server.stop();
   await startServer({ postLatencyMs: 5, maxPostsPerSecond: 800 });
   const ids = openConnections(800);
-  const engine = fanOut({ concurrency: 50, backoffBaseMs: 20, backoffMaxMs: 500, maxThrottledAttempts: 10 });
+  // A generous throttle budget: on a loaded machine bursts land unevenly against the 800/s bucket,
+  // and this test is about the rate being learnt and nothing lost, not about the budget.
+  const engine = fanOut({ concurrency: 50, backoffBaseMs: 20, backoffMaxMs: 500, maxThrottledAttempts: 30 });
   const result = await engine.send(each(ids), 'hi');
   expect(result.delivered).toBe(800);
   expect(result.failed).toBe(0);
