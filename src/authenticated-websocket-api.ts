@@ -1,16 +1,21 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { WebSocketAuth } from './auth';
+import { createCustomDomain, customDomainUrl, validateDomainOptions, WebSocketDomainOptions } from './custom-domain';
 import { FanOut } from './fan-out';
 import { AuthorizerFunction } from './handlers/authorizer-function';
 import { ConnectionFunction } from './handlers/connection-function';
@@ -18,8 +23,61 @@ import { ExpirySweeperFunction } from './handlers/expiry-sweeper-function';
 import { FanOutWorkerFunction } from './handlers/fan-out-worker-function';
 import { MessageFunction } from './handlers/message-function';
 import { PublisherFunction } from './handlers/publisher-function';
+import { createAlarms, createDashboard, validateAlarmOptions, WebSocketApiAlarmOptions } from './monitoring';
+import { acknowledgeGrantWildcards, acknowledgeNag, NagReasons } from './nag-suppressions';
 import { RouteTarget } from './route-target';
-import { Defaults, Env, Registry } from './runtime/environment';
+import { Defaults, Env, HandlerMetrics, ObservabilityEnv, Registry } from './runtime/environment';
+
+/** Sizing of one bundled function. */
+export interface HandlerOptions {
+  /**
+   * Memory in MB (128 to 10240); CPU grows with it.
+   * @default - 256 for the authorizer, connection handler and expiry sweeper; 512 for the message handler, publisher and fan-out worker
+   */
+  readonly memorySize?: number;
+
+  /**
+   * Concurrent executions reserved for the function (at least 1). It also caps the function: past
+   * it, invocations are throttled (the authorizer's cap refuses connects with 500).
+   * @default - none: the function shares the account's unreserved concurrency
+   */
+  readonly reservedConcurrency?: number;
+}
+
+/** Sizing of the bundled functions, one entry per function. */
+export interface BundledHandlersOptions {
+  /**
+   * The `$connect` authorizer.
+   * @default - 256 MB, no reserved concurrency
+   */
+  readonly authorizer?: HandlerOptions;
+  /**
+   * The `$connect`/`$disconnect` handler.
+   * @default - 256 MB, no reserved concurrency
+   */
+  readonly connection?: HandlerOptions;
+  /**
+   * The `$default` message handler (broadcast, send, ping, reauth).
+   * @default - 512 MB, no reserved concurrency
+   */
+  readonly message?: HandlerOptions;
+  /**
+   * The publisher backends invoke.
+   * @default - 512 MB, no reserved concurrency
+   */
+  readonly publisher?: HandlerOptions;
+  /**
+   * The expiry sweeper.
+   * @default - 256 MB, no reserved concurrency
+   */
+  readonly expirySweeper?: HandlerOptions;
+  /**
+   * The fan-out worker (`FanOut.queue()` only). Reserved concurrency must cover the queue's
+   * maximum concurrency (the segments, at least 2).
+   * @default - 512 MB, no reserved concurrency
+   */
+  readonly fanOutWorker?: HandlerOptions;
+}
 
 /** Properties of an `AuthenticatedWebSocketApi`. */
 export interface AuthenticatedWebSocketApiProps {
@@ -75,12 +133,128 @@ export interface AuthenticatedWebSocketApiProps {
    * @default Duration.minutes(1)
    */
   readonly expirySweepInterval?: Duration;
+
+  /**
+   * Throttling of single routes of the stage, by route key (`$connect`, `$default`, `$disconnect`
+   * or a key of `routes`), over the stage's `throttle`. For example `{ $connect: { rateLimit: 50,
+   * burstLimit: 100 } }` slows connection floods without slowing messages.
+   * @default - every route follows `throttle`
+   */
+  readonly routeThrottle?: { [routeKey: string]: apigwv2.ThrottleSettings };
+
+  /**
+   * Write the stage's access logs (one JSON line per connect, message and disconnect: request id,
+   * time, connection id, route, event type, status, latencies, errors) to `accessLogGroup`.
+   * API Gateway needs the account-level CloudWatch role for it: see `cloudWatchRole`.
+   * @default true
+   */
+  readonly accessLogs?: boolean;
+
+  /**
+   * Create the account-level role API Gateway writes logs with (`AWS::ApiGateway::Account` and its
+   * role). Access logs of WebSocket APIs fail to deploy without it. There is one per account and
+   * region, shared by every REST and WebSocket API there, so another stack may own it already; set
+   * this in one stack only. The role is retained when the stack is deleted, since the account
+   * setting keeps pointing at it.
+   * @default false
+   */
+  readonly cloudWatchRole?: boolean;
+
+  /**
+   * How long the bundled functions' logs and the access logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+
+  /**
+   * Trace the bundled functions with AWS X-Ray (active tracing, with the grants it needs).
+   * API Gateway traces REST APIs only, so WebSocket traces start at the functions.
+   * @default false
+   */
+  readonly tracing?: boolean;
+
+  /**
+   * Create CloudWatch alarms on execution errors, integration errors, failed deliveries and refused
+   * connections, e.g. `alarms: { topic }`. See `WebSocketApiAlarmOptions` for the thresholds.
+   * @default - no alarms
+   */
+  readonly alarms?: WebSocketApiAlarmOptions;
+
+  /**
+   * Create a CloudWatch dashboard of connections, messages, errors, latency, fan-out counts and
+   * refused connections.
+   * @default false
+   */
+  readonly dashboard?: boolean;
+
+  /**
+   * Serve the API on a custom domain too: `wss://{domainName}/{basePath}` (see `customDomainUrl`).
+   * `url` and `callbackUrl` stay on the execute-api domain, which @connections requires.
+   * @default - the execute-api domain only
+   */
+  readonly domain?: WebSocketDomainOptions;
+
+  /**
+   * What happens to the connection registry when it leaves the stack. Its rows describe live
+   * connections only (each gone within about 2 hours), so nothing is lost by deleting it.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+
+  /**
+   * Keep continuous backups of the registry (point-in-time recovery, 35 days).
+   * @default false
+   */
+  readonly pointInTimeRecovery?: boolean;
+
+  /**
+   * Encrypt the registry with this customer-managed KMS key; the functions get the key grants they need.
+   * @default - an AWS managed key (`aws/dynamodb`)
+   */
+  readonly encryptionKey?: kms.IKey;
+
+  /**
+   * The processor architecture of the bundled functions. The bundles are plain JavaScript, so
+   * either works; ARM64 costs less per GB-second.
+   * @default lambda.Architecture.ARM_64
+   */
+  readonly architecture?: lambda.Architecture;
+
+  /**
+   * Memory and reserved concurrency of the bundled functions, one entry per function.
+   * @default - each function's default size, no reserved concurrency
+   */
+  readonly handlers?: BundledHandlersOptions;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
 const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 /** API Gateway allows 300 routes per API; `$connect`, `$disconnect` and `$default` take three. */
 const MAX_CUSTOM_ROUTES = 297;
+const BUILT_IN_ROUTES = ['$connect', '$disconnect', '$default'];
+
+/** KMS actions DynamoDB needs of a caller on a customer-managed table key (CDK's, wildcards spelled out). */
+const KMS_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
+const KMS_WRITE_ACTIONS = [...KMS_READ_ACTIONS, 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'];
+const DYNAMODB_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'];
+
+/** The stage's access log line: one JSON object per connect, message and disconnect. */
+const ACCESS_LOG_FIELDS: Record<string, string> = {
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTime',
+  requestTimeEpoch: '$context.requestTimeEpoch',
+  connectionId: '$context.connectionId',
+  routeKey: '$context.routeKey',
+  eventType: '$context.eventType',
+  status: '$context.status',
+  integrationStatus: '$context.integrationStatus',
+  integrationLatency: '$context.integrationLatency',
+  errorMessage: '$context.error.message',
+  integrationError: '$context.integration.error',
+  authorizerError: '$context.authorizer.error',
+  userId: '$context.authorizer.principalId',
+  sourceIp: '$context.identity.sourceIp',
+};
 
 /**
  * An API Gateway WebSocket API whose clients authenticate with a JWT on `$connect`, whose
@@ -146,21 +320,57 @@ export class AuthenticatedWebSocketApi extends Construct {
 
   /**
    * The @connections endpoint backends post to: `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`.
+   * It stays on the execute-api domain with a custom domain too: @connections is not served there.
    */
   public readonly callbackUrl: string;
+
+  /**
+   * The stage's access logs (JSON lines).
+   * @default - none when `accessLogs` is false
+   */
+  public readonly accessLogGroup?: logs.LogGroup;
+
+  /**
+   * The custom domain name, with `domain`.
+   * @default - none
+   */
+  public readonly domainName?: apigwv2.DomainName;
+
+  /**
+   * The URL clients connect to on the custom domain: `wss://{domainName}/{basePath}`.
+   * @default - none (no `domain`)
+   */
+  public readonly customDomainUrl?: string;
+
+  /** The alarms `alarms` created (empty without it). */
+  public readonly alarms: cloudwatch.Alarm[];
+
+  /**
+   * The dashboard, with `dashboard: true`.
+   * @default - none
+   */
+  public readonly dashboard?: cloudwatch.Dashboard;
+
+  private readonly encryptionKey?: kms.IKey;
 
   constructor(scope: Construct, id: string, props: AuthenticatedWebSocketApiProps) {
     super(scope, id);
     validateProps(props);
     const stageName = props.stageName ?? 'dev';
+    const handlers = props.handlers ?? {};
+    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.encryptionKey = props.encryptionKey;
 
     this.table = new dynamodb.Table(this, 'Connections', {
       partitionKey: { name: Registry.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      ...(props.encryptionKey
+        ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey }
+        : { encryption: dynamodb.TableEncryption.AWS_MANAGED }),
       timeToLiveAttribute: Registry.TTL,
+      pointInTimeRecoverySpecification: props.pointInTimeRecovery ? { pointInTimeRecoveryEnabled: true } : undefined,
       // Rows describe live connections only; nothing in them outlives the connections.
-      removalPolicy: RemovalPolicy.DESTROY,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
     });
     this.table.addGlobalSecondaryIndex({
       indexName: Registry.USER_INDEX,
@@ -168,18 +378,49 @@ export class AuthenticatedWebSocketApi extends Construct {
       projectionType: dynamodb.ProjectionType.INCLUDE,
       nonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT],
     });
+    if (!props.pointInTimeRecovery) {
+      acknowledgeNag(this.table, 'AwsSolutions-DDB3', NagReasons.REGISTRY_EPHEMERAL);
+    }
 
-    const common = { architecture: lambda.Architecture.ARM_64 };
-    this.authorizerFunction = new AuthorizerFunction(this, 'Authorizer', {
-      ...common,
+    /** Every bundled function: its own role with inline grants only, its own log group, one architecture. */
+    const bundled: lambda.Function[] = [];
+    const bundle = <F extends lambda.Function>(
+      fnId: string,
+      create: (fnScope: Construct, fnId: string, fnProps: lambda.FunctionOptions) => F,
+      fnProps: lambda.FunctionOptions,
+      sizing: HandlerOptions | undefined,
+    ): F => {
+      const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention });
+      const role = new iam.Role(this, `${fnId}Role`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        description: fnProps.description,
+      });
+      const fn = create(this, fnId, {
+        ...fnProps,
+        role,
+        logGroup,
+        architecture: props.architecture ?? lambda.Architecture.ARM_64,
+        tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
+        memorySize: sizing?.memorySize ?? fnProps.memorySize,
+        reservedConcurrentExecutions: sizing?.reservedConcurrency,
+      });
+      // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
+      logGroup.grantWrite(role);
+      if (props.tracing) {
+        acknowledgeNag(role.node.findChild('DefaultPolicy'), 'AwsSolutions-IAM5[Resource::*]', NagReasons.XRAY_WILDCARD);
+      }
+      bundled.push(fn);
+      return fn;
+    };
+
+    this.authorizerFunction = bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
       description: 'Verifies the JWT of a WebSocket $connect',
       memorySize: 256,
       timeout: Duration.seconds(10),
-    });
+    }, handlers.authorizer);
     props.auth._bind(this.authorizerFunction);
 
-    this.connectionFunction = new ConnectionFunction(this, 'ConnectionHandler', {
-      ...common,
+    this.connectionFunction = bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
       description: 'Registers WebSocket connections on $connect and removes them on $disconnect',
       memorySize: 256,
       timeout: Duration.seconds(10),
@@ -191,8 +432,8 @@ export class AuthenticatedWebSocketApi extends Construct {
         ...(props.auth.tokenLocation._handlerValue.startsWith('subprotocol:')
           ? { [Env.AUTH_TOKEN_LOCATION]: props.auth.tokenLocation._handlerValue } : {}),
       },
-    });
-    this.table.grant(this.connectionFunction, 'dynamodb:PutItem', 'dynamodb:DeleteItem');
+    }, handlers.connection);
+    this.grantRegistry(this.connectionFunction, ['dynamodb:PutItem', 'dynamodb:DeleteItem']);
 
     const fanOut = props.fanOut ?? FanOut.inline();
     /** What every sender (message handler, publisher) reads about the fan-out. */
@@ -201,8 +442,7 @@ export class AuthenticatedWebSocketApi extends Construct {
       [Env.FANOUT_SEGMENTS]: String(fanOut.segments),
       [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
     };
-    this.messageFunction = new MessageFunction(this, 'MessageHandler', {
-      ...common,
+    this.messageFunction = bundle('MessageHandler', (s, i, p) => new MessageFunction(s, i, p), {
       description: 'Serves broadcast, send and ping on the WebSocket $default route',
       memorySize: 512,
       timeout: Duration.seconds(30),
@@ -211,29 +451,28 @@ export class AuthenticatedWebSocketApi extends Construct {
         [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
         ...senderEnvironment,
       },
-    });
-    this.table.grant(this.messageFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+    }, handlers.message);
     // Expiry: past the $connect token's exp, read the row's (a reauth moves it), and move it on reauth,
     // verifying the fresh token exactly as the authorizer does (same AUTH_* settings and key grant).
-    this.table.grant(this.messageFunction, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    this.grantRegistry(this.messageFunction, [
+      'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
+    ]);
     props.auth._bind(this.messageFunction);
 
-    this.expirySweeperFunction = new ExpirySweeperFunction(this, 'ExpirySweeper', {
-      ...common,
+    this.expirySweeperFunction = bundle('ExpirySweeper', (s, i, p) => new ExpirySweeperFunction(s, i, p), {
       description: 'Closes WebSocket connections whose token has expired',
       memorySize: 256,
       timeout: Duration.minutes(1),
       environment: { [Env.TABLE_NAME]: this.table.tableName },
-    });
-    this.table.grant(this.expirySweeperFunction, 'dynamodb:Scan', 'dynamodb:DeleteItem');
+    }, handlers.expirySweeper);
+    this.grantRegistry(this.expirySweeperFunction, ['dynamodb:Scan', 'dynamodb:DeleteItem']);
     new events.Rule(this, 'ExpirySweep', {
       description: 'Closes WebSocket connections whose token has expired',
       schedule: events.Schedule.rate(props.expirySweepInterval ?? Duration.minutes(1)),
       targets: [new targets.LambdaFunction(this.expirySweeperFunction, { retryAttempts: 0 })],
     });
 
-    this.publisherFunction = new PublisherFunction(this, 'Publisher', {
-      ...common,
+    this.publisherFunction = bundle('Publisher', (s, i, p) => new PublisherFunction(s, i, p), {
       description: 'Lets backends push to everyone, a user or a connection, answering the counts',
       memorySize: 512,
       timeout: Duration.seconds(60),
@@ -242,8 +481,8 @@ export class AuthenticatedWebSocketApi extends Construct {
         [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
         ...senderEnvironment,
       },
-    });
-    this.table.grant(this.publisherFunction, 'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+    }, handlers.publisher);
+    this.grantRegistry(this.publisherFunction, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
 
     if (fanOut.queued) {
       this.fanOutDeadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
@@ -259,8 +498,7 @@ export class AuthenticatedWebSocketApi extends Construct {
         visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
         deadLetterQueue: { queue: this.fanOutDeadLetterQueue, maxReceiveCount: 3 },
       });
-      this.fanOutWorker = new FanOutWorkerFunction(this, 'FanOutWorker', {
-        ...common,
+      this.fanOutWorker = bundle('FanOutWorker', (s, i, p) => new FanOutWorkerFunction(s, i, p), {
         description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
         memorySize: 512,
         timeout: workerTimeout,
@@ -273,13 +511,13 @@ export class AuthenticatedWebSocketApi extends Construct {
           [Env.FANOUT_QUEUE_URL]: this.fanOutQueue.queueUrl,
           [Env.FANOUT_DLQ_URL]: this.fanOutDeadLetterQueue.queueUrl,
         },
-      });
+      }, handlers.fanOutWorker);
       this.fanOutWorker.addEventSource(new SqsEventSource(this.fanOutQueue, {
         batchSize: 1,
         maxConcurrency: fanOut.maxWorkers,
         reportBatchItemFailures: true,
       }));
-      this.table.grant(this.fanOutWorker, 'dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem');
+      this.grantRegistry(this.fanOutWorker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
       this.fanOutQueue.grantSendMessages(this.fanOutWorker); // the rest of a segment cut off by the timeout
       this.fanOutDeadLetterQueue.grantSendMessages(this.fanOutWorker); // recipients it could not reach
       for (const sender of [this.messageFunction, this.publisherFunction]) {
@@ -300,34 +538,84 @@ export class AuthenticatedWebSocketApi extends Construct {
       disconnectRouteOptions: { integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.connectionFunction) },
       defaultRouteOptions: { integration: new WebSocketLambdaIntegration('DefaultIntegration', this.messageFunction) },
     });
+    const routes = new Map<string, IConstruct>(
+      BUILT_IN_ROUTES.map((key) => [key, this.webSocketApi.node.findChild(`${key}-Route`)]),
+    );
 
+    if (props.accessLogs ?? true) {
+      this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention });
+    }
     this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
       webSocketApi: this.webSocketApi,
       stageName,
       autoDeploy: true,
       throttle: props.throttle,
+      accessLogSettings: this.accessLogGroup ? {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
+        format: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
+      } : undefined,
     });
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
+
+    if (props.cloudWatchRole) {
+      const role = new iam.Role(this, 'CloudWatchRole', {
+        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+        description: 'Lets API Gateway write the logs of every API of this account and region',
+        managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
+      });
+      // The account setting outlives the stack; a deleted role would break every API's logs.
+      role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+      acknowledgeNag(role, 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        NagReasons.ACCOUNT_LOGGING_ROLE);
+      const account = new apigateway.CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
+      this.stage.node.addDependency(account);
+    }
 
     const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
     for (const sender of callers) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
       this.grantManageConnections(sender);
     }
+    // The dimension of the handler metrics: every bundled function names the API it serves.
+    for (const fn of bundled) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
 
     for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
-      this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey));
+      routes.set(routeKey, this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey)));
     }
+    for (const [routeKey, route] of routes) {
+      if (routeKey !== '$connect') acknowledgeNag(route, 'AwsSolutions-APIG4', NagReasons.ROUTE_AUTHORIZED_AT_CONNECT);
+    }
+
+    if (props.routeThrottle && Object.keys(props.routeThrottle).length > 0) {
+      const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage;
+      cfnStage.routeSettings = Object.fromEntries(Object.entries(props.routeThrottle).map(([routeKey, throttle]) => {
+        // A route setting names a route by key: the route must exist before the stage refers to it.
+        cfnStage.node.addDependency(routes.get(routeKey)!);
+        return [routeKey, { ThrottlingRateLimit: throttle.rateLimit, ThrottlingBurstLimit: throttle.burstLimit }];
+      }));
+    }
+
+    if (props.domain) {
+      this.domainName = createCustomDomain(this, this.webSocketApi, this.stage, props.domain);
+      this.customDomainUrl = customDomainUrl(props.domain);
+    }
+
+    this.alarms = props.alarms ? createAlarms(this, props.alarms) : [];
+    if (props.dashboard) this.dashboard = createDashboard(this);
   }
 
   /**
    * Lets `grantee` post to, read and close this stage's connections through the @connections API
-   * (`execute-api:ManageConnections` on this API's stage only).
+   * (`execute-api:ManageConnections` on this API's stage only). The grant necessarily covers every
+   * connection id of the stage; the matching cdk-nag finding (AwsSolutions-IAM5) is acknowledged on
+   * the grantee's policy with that reason.
    * @param grantee the principal to grant
    */
   public grantManageConnections(grantee: iam.IGrantable): iam.Grant {
-    return this.stage.grantManagementApiAccess(grantee);
+    const grant = this.stage.grantManagementApiAccess(grantee);
+    acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
+    return grant;
   }
 
   /**
@@ -341,16 +629,175 @@ export class AuthenticatedWebSocketApi extends Construct {
     if (grantee instanceof lambda.Function) {
       grantee.addEnvironment(Env.PUBLISHER_FUNCTION_NAME, this.publisherFunction.functionName);
     }
-    return this.publisherFunction.grantInvoke(grantee);
+    const grant = this.publisherFunction.grantInvoke(grantee);
+    acknowledgeGrantWildcards(grantee, grant, NagReasons.PUBLISHER_VERSIONS);
+    return grant;
   }
 
   /**
    * Lets `grantee` read the connection registry: look up a connection, list a user's connections
-   * (GSI \`byUser\`) or scan them all.
+   * (GSI \`byUser\`) or scan them all (and decrypt them, with a customer-managed key).
    * @param grantee the principal to grant
    */
   public grantReadConnections(grantee: iam.IGrantable): iam.Grant {
-    return this.table.grant(grantee, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan');
+    return this.grantRegistry(grantee, DYNAMODB_READ_ACTIONS);
+  }
+
+  /**
+   * An API Gateway metric of this API's stage (namespace `AWS/ApiGateway`, dimensions `ApiId` and `Stage`).
+   * @param metricName e.g. `ConnectCount`, `MessageCount`, `ClientError`, `ExecutionError`, `IntegrationError`, `IntegrationLatency`
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metric(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/ApiGateway',
+      metricName,
+      dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: this.stage.stageName },
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.minutes(5),
+      ...props,
+    });
+  }
+
+  /**
+   * Connections API Gateway accepted (`ConnectCount`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricConnectCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('ConnectCount', props);
+  }
+
+  /**
+   * Messages sent to and from clients (`MessageCount`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricMessageCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('MessageCount', props);
+  }
+
+  /**
+   * Requests API Gateway answered 4XX before calling an integration (`ClientError`), refused connects included.
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricClientError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('ClientError', props);
+  }
+
+  /**
+   * Errors calling an integration (`ExecutionError`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricExecutionError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('ExecutionError', props);
+  }
+
+  /**
+   * Integration answers with a 4XX/5XX status (`IntegrationError`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricIntegrationError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('IntegrationError', props);
+  }
+
+  /**
+   * Milliseconds between API Gateway calling an integration and its answer (`IntegrationLatency`).
+   * @param props statistic, period and the rest
+   * @default - average over 5 minutes
+   */
+  public metricIntegrationLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric('IntegrationLatency', { statistic: cloudwatch.Stats.AVERAGE, ...props });
+  }
+
+  /**
+   * A metric the bundled handlers emit (namespace `AuthenticatedWebSocketApi`, dimension `ApiId`).
+   * @param metricName `Delivered`, `Gone`, `Failed`, `Throttled`, `Retried` or `AuthDenied`
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricHandler(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: HandlerMetrics.NAMESPACE,
+      metricName,
+      dimensionsMap: { [HandlerMetrics.API_DIMENSION]: this.webSocketApi.apiId },
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.minutes(5),
+      ...props,
+    });
+  }
+
+  /**
+   * Posts the @connections API accepted (`Delivered`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricDelivered(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.DELIVERED, props);
+  }
+
+  /**
+   * Recipients found gone (410) and removed from the registry (`Gone`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricGone(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.GONE, props);
+  }
+
+  /**
+   * Posts that failed after their retries (`Failed`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.FAILED, props);
+  }
+
+  /**
+   * Posts answered 429, each attempt (`Throttled`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricThrottled(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.THROTTLED, props);
+  }
+
+  /**
+   * Post attempts retried (`Retried`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricRetried(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.RETRIED, props);
+  }
+
+  /**
+   * Connections the authorizer refused with 401 or 403 (`AuthDenied`).
+   * @param props statistic, period and the rest
+   * @default - sum over 5 minutes
+   */
+  public metricAuthDenied(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricHandler(HandlerMetrics.AUTH_DENIED, props);
+  }
+
+  /**
+   * Grants `actions` on the registry table, on its `byUser` index when they include a Query (that
+   * index only, no `index/*`), and on its customer-managed key when there is one.
+   */
+  private grantRegistry(grantee: iam.IGrantable, actions: string[]): iam.Grant {
+    const resourceArns = [this.table.tableArn];
+    if (actions.includes('dynamodb:Query')) resourceArns.push(`${this.table.tableArn}/index/${Registry.USER_INDEX}`);
+    const grant = iam.Grant.addToPrincipal({ grantee, actions, resourceArns });
+    if (this.encryptionKey) {
+      const readOnly = actions.every((action) => DYNAMODB_READ_ACTIONS.includes(action));
+      this.encryptionKey.grant(grantee, ...(readOnly ? KMS_READ_ACTIONS : KMS_WRITE_ACTIONS));
+    }
+    return grant;
   }
 }
 
@@ -381,13 +828,43 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     }
   }
 
-  const throttle = props.throttle;
-  if (throttle?.rateLimit !== undefined && !Token.isUnresolved(throttle.rateLimit) && !(throttle.rateLimit >= 0)) {
-    throw new Error(`AuthenticatedWebSocketApi: throttle.rateLimit is ${throttle.rateLimit}; use a number of requests per second of 0 or more.`);
+  validateThrottle('throttle', props.throttle);
+  for (const [routeKey, throttle] of Object.entries(props.routeThrottle ?? {})) {
+    if (!BUILT_IN_ROUTES.includes(routeKey) && !routeKeys.includes(routeKey)) {
+      throw new Error(`AuthenticatedWebSocketApi: routeThrottle names route '${routeKey}', which the API does not have; use $connect, $disconnect, $default${routeKeys.length > 0 ? ` or a key of routes (${routeKeys.join(', ')})` : ' or add the route to routes'}.`);
+    }
+    validateThrottle(`routeThrottle['${routeKey}']`, throttle);
   }
-  if (throttle?.burstLimit !== undefined && !Token.isUnresolved(throttle.burstLimit)
-    && !(Number.isInteger(throttle.burstLimit) && throttle.burstLimit >= 0)) {
-    throw new Error(`AuthenticatedWebSocketApi: throttle.burstLimit is ${throttle.burstLimit}; use a whole number of requests of 0 or more.`);
+
+  if (props.cloudWatchRole && props.accessLogs === false) {
+    throw new Error('AuthenticatedWebSocketApi: cloudWatchRole is true but accessLogs is false; the role only serves the access logs, so drop cloudWatchRole or turn accessLogs back on.');
+  }
+  if (props.removalPolicy === RemovalPolicy.SNAPSHOT) {
+    throw new Error('AuthenticatedWebSocketApi: removalPolicy SNAPSHOT is not supported by DynamoDB tables; use RemovalPolicy.DESTROY (the default: rows are ephemeral) or RemovalPolicy.RETAIN.');
+  }
+  if (props.domain) validateDomainOptions(props.domain);
+  if (props.alarms) validateAlarmOptions(props.alarms);
+
+  const handlers = props.handlers ?? {};
+  for (const [name, sizing] of Object.entries(handlers) as Array<[string, HandlerOptions | undefined]>) {
+    const memory = sizing?.memorySize;
+    if (memory !== undefined && !Token.isUnresolved(memory) && !(Number.isInteger(memory) && memory >= 128 && memory <= 10_240)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.memorySize is ${memory}; use a whole number of MB from 128 to 10240.`);
+    }
+    const reserved = sizing?.reservedConcurrency;
+    if (reserved !== undefined && !Token.isUnresolved(reserved) && !(Number.isInteger(reserved) && reserved >= 1)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.reservedConcurrency is ${reserved}; use a whole number of 1 or more (0 would stop the function), or leave it out.`);
+    }
+  }
+  if (handlers.fanOutWorker) {
+    const fanOut = props.fanOut;
+    if (!fanOut?.queued) {
+      throw new Error('AuthenticatedWebSocketApi: handlers.fanOutWorker applies to queued fan-out only; use fanOut: FanOut.queue(), or drop handlers.fanOutWorker.');
+    }
+    const reserved = handlers.fanOutWorker.reservedConcurrency;
+    if (reserved !== undefined && !Token.isUnresolved(reserved) && reserved < fanOut.maxWorkers) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.fanOutWorker.reservedConcurrency is ${reserved}, below the ${fanOut.maxWorkers} workers the queue runs at once (one per segment, at least 2); reserve at least ${fanOut.maxWorkers} or use fewer segments.`);
+    }
   }
 
   const sweep = props.expirySweepInterval;
@@ -400,5 +877,15 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
 
   if ((props as { fanOutConcurrency?: unknown }).fanOutConcurrency !== undefined) {
     throw new Error('AuthenticatedWebSocketApi: fanOutConcurrency was replaced by fanOut; use fanOut: FanOut.inline({ concurrency }).');
+  }
+}
+
+function validateThrottle(name: string, throttle: apigwv2.ThrottleSettings | undefined): void {
+  if (throttle?.rateLimit !== undefined && !Token.isUnresolved(throttle.rateLimit) && !(throttle.rateLimit >= 0)) {
+    throw new Error(`AuthenticatedWebSocketApi: ${name}.rateLimit is ${throttle.rateLimit}; use a number of requests per second of 0 or more.`);
+  }
+  if (throttle?.burstLimit !== undefined && !Token.isUnresolved(throttle.burstLimit)
+    && !(Number.isInteger(throttle.burstLimit) && throttle.burstLimit >= 0)) {
+    throw new Error(`AuthenticatedWebSocketApi: ${name}.burstLimit is ${throttle.burstLimit}; use a whole number of requests of 0 or more.`);
   }
 }

@@ -2,3 +2,5 @@ export * from './authenticated-websocket-api';
 export * from './fan-out';
 export * from './auth';
 export * from './route-target';
+export * from './monitoring';
+export * from './custom-domain';
