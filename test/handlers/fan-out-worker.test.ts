@@ -122,7 +122,9 @@ function sqsEvent(message: QueuedMessage): SQSEvent {
 const workerLogs = () => output.records().filter((r) => r.event === 'fan_out' && r.action === 'worker');
 
 test('a queued broadcast: the message handler enqueues one task per segment, workers reach everyone exactly once', async () => {
-  const chat = await QueuedChat.start();
+  // No faults here, and a post timeout no loaded machine reaches: a post abandoned at its timeout
+  // may have landed and is retried (at-least-once), which is the fault test's business, not this one's.
+  const chat = await QueuedChat.start({ [Env.POST_TIMEOUT_MS]: '10000' });
   const ids = await chat.connect(120);
 
   await chat.message(routeEvent('MESSAGE', ids[0], authorizedAs('user-0'), '{"action":"broadcast","message":"to all"}'), plenty);
@@ -138,8 +140,7 @@ test('a queued broadcast: the message handler enqueues one task per segment, wor
   expect(workerLogs().reduce((sum, r) => sum + Number(r.delivered), 0)).toBe(120);
   // One EMF line per worker invocation; the queued broadcast itself counts nothing (its workers do).
   expect(output.metrics()).toHaveLength(4);
-  // Retried may be above 0 on a loaded machine (a post past its 300 ms timeout is retried).
-  for (const emf of output.metrics()) expectEmf(emf, 'api-queued', { Delivered: expect.any(Number), Gone: 0, Failed: 0, Throttled: 0, Retried: expect.any(Number) });
+  for (const emf of output.metrics()) expectEmf(emf, 'api-queued', { Delivered: expect.any(Number), Gone: 0, Failed: 0, Throttled: 0, Retried: 0 });
   expect(output.metrics().reduce((sum, r) => sum + Number(r.Delivered), 0)).toBe(120);
   expect(output.lines.join('\n')).not.toContain('to all');
 });
