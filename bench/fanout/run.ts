@@ -26,8 +26,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, WriteRequest } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { Registry } from '../../src/runtime/environment';
 import type { Approach, Job, RunResult } from './client';
+import { Registry } from '../../src/runtime/environment';
 
 const LATENCY_MS = 20;
 const CONCURRENCY = 100;
