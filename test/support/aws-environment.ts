@@ -8,7 +8,7 @@ export function useDummyAwsEnvironment(): void {
   process.env.AWS_REGION = 'us-east-1';
   delete process.env.AWS_PROFILE;
   delete process.env.AWS_SESSION_TOKEN;
-  // The tests run on Node 20; the handlers run on nodejs22.x, where the SDK has nothing to warn about.
+  // The tests run on Node 20; the handlers run on nodejs24.x, where the SDK has nothing to warn about.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 }
 
