@@ -2,29 +2,19 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
 import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
 import { WebSocketEvent } from '../../src/runtime/websocket-event';
-import { SIGV4_AUTHORIZATION, useDummyAwsEnvironment } from '../support/aws-environment';
+import { SIGV4_AUTHORIZATION } from '../support/aws-environment';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
-import { LocalDynamo, startDynalite } from '../support/dynalite';
+import { useLocalDynamo } from '../support/dynalite';
 import { expectEmf } from '../support/emf';
 import { API_ID, authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
 type MessageHandler = (event: WebSocketEvent) => Promise<{ statusCode: number }>;
 
-let dynamo: LocalDynamo;
+const dynamo = useLocalDynamo();
 let server: ConnectionsServer;
 let output: CapturedConsole;
 let tables = 0;
-
-beforeAll(async () => {
-  useDummyAwsEnvironment();
-  dynamo = await startDynalite();
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamo.endpoint;
-});
-
-afterAll(async () => {
-  await dynamo.close();
-});
 
 beforeEach(async () => {
   server = await ConnectionsServer.start({ postLatencyMs: 2 });

@@ -1,29 +1,18 @@
 import type { Context } from 'aws-lambda';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
 import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
-import { useDummyAwsEnvironment } from '../support/aws-environment';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
-import { LocalDynamo, startDynalite } from '../support/dynalite';
+import { useLocalDynamo } from '../support/dynalite';
 import { expectEmf } from '../support/emf';
 import { newConnectionId } from '../support/websocket-events';
 
 type Publisher = (event: unknown, context?: Context) => Promise<Record<string, unknown>>;
 
-let dynamo: LocalDynamo;
+const dynamo = useLocalDynamo();
 let server: ConnectionsServer;
 let output: CapturedConsole;
 let tables = 0;
-
-beforeAll(async () => {
-  useDummyAwsEnvironment();
-  dynamo = await startDynalite();
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamo.endpoint;
-});
-
-afterAll(async () => {
-  await dynamo.close();
-});
 
 beforeEach(async () => {
   server = await ConnectionsServer.start({ postLatencyMs: 2 });

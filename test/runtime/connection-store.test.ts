@@ -1,21 +1,10 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { ConnectionRow, connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
 import { Env } from '../../src/runtime/environment';
-import { useDummyAwsEnvironment } from '../support/aws-environment';
-import { LocalDynamo, startDynalite } from '../support/dynalite';
+import { useLocalDynamo } from '../support/dynalite';
 
-let dynamo: LocalDynamo;
+const dynamo = useLocalDynamo();
 let tables = 0;
-
-beforeAll(async () => {
-  useDummyAwsEnvironment();
-  dynamo = await startDynalite();
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamo.endpoint;
-});
-
-afterAll(async () => {
-  await dynamo.close();
-});
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 

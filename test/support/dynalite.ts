@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { useDummyAwsEnvironment } from './aws-environment';
 import { Registry } from '../../src/runtime/environment';
 
 /** An in-process DynamoDB holding registry tables shaped like the construct's. */
@@ -54,4 +55,22 @@ export async function startDynalite(tableName = 'connections'): Promise<LocalDyn
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
     },
   };
+}
+
+/**
+ * Starts dynalite for the calling test file (beforeAll) with dummy AWS credentials, points the SDK's
+ * DynamoDB endpoint at it, and closes it afterwards (afterAll). The returned object is filled in
+ * when beforeAll has run, so tests use it as they would `startDynalite()`'s answer.
+ */
+export function useLocalDynamo(tableName?: string): LocalDynamo {
+  const dynamo = {} as LocalDynamo;
+  beforeAll(async () => {
+    useDummyAwsEnvironment();
+    Object.assign(dynamo, await startDynalite(tableName));
+    process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamo.endpoint;
+  });
+  afterAll(async () => {
+    await dynamo.close();
+  });
+  return dynamo;
 }
