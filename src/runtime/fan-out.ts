@@ -2,7 +2,7 @@ import { Environment, positiveIntegerSetting } from './configuration';
 import { Defaults, Env } from './environment';
 import { errorName, logEvent } from './log';
 import { SendRate } from './send-rate';
-import type { ConnectionsTransport, PostResponse } from './signed-connections-client';
+import { ConnectionsTransport, PostResponse, PostTimeoutError } from './signed-connections-client';
 
 /**
  * How one send went. Every recipient ends as exactly one of delivered, gone or failed, so the three
@@ -84,8 +84,8 @@ const DELETE_BATCH = 25;
  *
  * - Recipients are pulled from the iterator only as pool slots free up, so an audience of any size
  *   is never held in memory.
- * - Every attempt is bounded by an AbortSignal (the SDK's `requestTimeout` has been reported not to
- *   bound a hung post, aws-sdk-js-v3#6896).
+ * - Every attempt is bounded by a timeout after which the transport destroys the request (the SDK's
+ *   `requestTimeout` has been reported not to bound a hung post, aws-sdk-js-v3#6896).
  * - 429, 5xx, timeouts and network errors are retried with jittered exponential backoff, up to a
  *   bound; sustained 429s lower the send rate (SendRate) instead of hammering the account throttle.
  * - 410 queues the row for deletion, in batches of 25; 413 stops the send and is reported.
@@ -207,11 +207,10 @@ export class FanOut {
 
   /** One POST, bounded by the timeout; a thrown error becomes its name. */
   private async attempt(connectionId: string, data: Buffer): Promise<PostResponse | { error: string }> {
-    const signal = AbortSignal.timeout(this.postTimeoutMs);
     try {
-      return await this.transport.post(connectionId, data, signal);
+      return await this.transport.post(connectionId, data, this.postTimeoutMs);
     } catch (err) {
-      return { error: signal.aborted ? 'Timeout' : errorName(err) };
+      return { error: err instanceof PostTimeoutError ? 'Timeout' : errorName(err) };
     }
   }
 
