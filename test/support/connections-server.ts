@@ -56,7 +56,7 @@ export class ConnectionsServer {
   maxInFlight = 0;
   /** POSTs answered so far (any status). */
   postsAnswered = 0;
-  /** POSTs the client abandoned before an answer (e.g. on its AbortSignal). */
+  /** POSTs the client abandoned before an answer (e.g. on its deadline). */
   postsAbandoned = 0;
 
   private readonly http = createServer((req, res) => this.handle(req, res));
