@@ -353,6 +353,11 @@ export class AuthenticatedWebSocketApi extends Construct {
 
   private readonly encryptionKey?: kms.IKey;
 
+  /**
+   * @param scope the construct this API belongs to, usually a stack
+   * @param id the construct id, unique within `scope`
+   * @param props how clients authenticate, and the API's routes, stage and options
+   */
   constructor(scope: Construct, id: string, props: AuthenticatedWebSocketApiProps) {
     super(scope, id);
     validateProps(props);
