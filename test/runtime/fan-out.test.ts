@@ -218,13 +218,14 @@ test('a payload the API refuses as too large (413) is reported and stops the sen
 test('sustained 429s under a rate ceiling lower the send rate, and nothing is lost', async () => {
   transport.destroy();
   await server.stop();
-  await startServer({ postLatencyMs: 5, maxPostsPerSecond: 800 });
-  const ids = openConnections(800);
-  // A generous throttle budget: on a loaded machine bursts land unevenly against the 800/s bucket,
-  // and this test is about the rate being learnt and nothing lost, not about the budget.
+  // 200/s holds a burst of 20 posts: the first 50 concurrent posts overrun it however slow the
+  // machine, so the ceiling is always met (at 800/s a loaded machine could stay under it).
+  await startServer({ postLatencyMs: 5, maxPostsPerSecond: 200 });
+  const ids = openConnections(400);
+  // A generous throttle budget: this test is about the rate being learnt and nothing lost, not the budget.
   const engine = fanOut({ concurrency: 50, backoffBaseMs: 20, backoffMaxMs: 500, maxThrottledAttempts: 30 });
   const result = await engine.send(each(ids), 'hi');
-  expect(result.delivered).toBe(800);
+  expect(result.delivered).toBe(400);
   expect(result.failed).toBe(0);
   expect(result.throttled).toBeGreaterThan(0);
   expect(engine.sendRate).toBeLessThan(2_000); // it learnt a ceiling instead of hammering
