@@ -28,6 +28,7 @@ import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, WriteRequest
 import dynalite from 'dynalite';
 import type { Approach, Job, RunResult } from './client';
 import { Registry } from '../../src/runtime/environment';
+import { registryTableInput } from '../../test/support/registry-table';
 
 const LATENCY_MS = 20;
 const CONCURRENCY = 100;
@@ -141,22 +142,9 @@ async function main(): Promise<void> {
   }
 }
 
-/** A registry table shaped like the construct's (as test/support/dynalite.ts creates it), `size` live rows. */
+/** A registry table shaped like the construct's, with `size` live rows. */
 async function loadRegistry(client: DynamoDBClient, tableName: string, size: number): Promise<string> {
-  await client.send(new CreateTableCommand({
-    TableName: tableName,
-    BillingMode: 'PAY_PER_REQUEST',
-    AttributeDefinitions: [
-      { AttributeName: Registry.PARTITION_KEY, AttributeType: 'S' },
-      { AttributeName: Registry.USER_ID, AttributeType: 'S' },
-    ],
-    KeySchema: [{ AttributeName: Registry.PARTITION_KEY, KeyType: 'HASH' }],
-    GlobalSecondaryIndexes: [{
-      IndexName: Registry.USER_INDEX,
-      KeySchema: [{ AttributeName: Registry.USER_ID, KeyType: 'HASH' }],
-      Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT] },
-    }],
-  }));
+  await client.send(new CreateTableCommand(registryTableInput(tableName)));
   const now = Date.now();
   const rows: WriteRequest[] = Array.from({ length: size }, (_, i) => ({
     PutRequest: {

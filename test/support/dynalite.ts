@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import { useDummyAwsEnvironment } from './aws-environment';
-import { Registry } from '../../src/runtime/environment';
+import { registryTableInput } from './registry-table';
 
 /** An in-process DynamoDB holding registry tables shaped like the construct's. */
 export interface LocalDynamo {
@@ -25,21 +25,7 @@ export async function startDynalite(tableName = 'connections'): Promise<LocalDyn
   const client = new DynamoDBClient({ endpoint });
 
   const createRegistryTable = async (name: string): Promise<string> => {
-    // The schema the construct deploys: connectionId key, byUser GSI projecting what readers need.
-    await client.send(new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [
-        { AttributeName: Registry.PARTITION_KEY, AttributeType: 'S' },
-        { AttributeName: Registry.USER_ID, AttributeType: 'S' },
-      ],
-      KeySchema: [{ AttributeName: Registry.PARTITION_KEY, KeyType: 'HASH' }],
-      GlobalSecondaryIndexes: [{
-        IndexName: Registry.USER_INDEX,
-        KeySchema: [{ AttributeName: Registry.USER_ID, KeyType: 'HASH' }],
-        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT] },
-      }],
-    }));
+    await client.send(new CreateTableCommand(registryTableInput(name)));
     return name;
   };
   await createRegistryTable(tableName);
