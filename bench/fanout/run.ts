@@ -387,9 +387,10 @@ const NOTES = [
   '- Under the ceiling: 500s take a token of the rate too, so at most 95% of 2,000/s can be 200s. Two tiny engine fixes',
   '  came out of this benchmark (commit "Fan-out engine: separate retry budgets..."): a 429 no longer uses up the 5xx',
   '  budget, and every non-429 answer counts as having passed the throttle when the adaptive rate recomputes itself.',
-  '  With 3 attempts for 5xx and 5% independent 500s, 10,000 x 0.05^3 = 1.25 recipients are expected to fail all three:',
-  '  a loss of one or two is the retry budget, not a bug (the run of 2026-11-23 01:13 lost 5, three reruns of this part',
-  '  alone lost 1, 2 and 2); queue-mode workers dead-letter them (redrivable), inline sends log them as `post_failed`.',
+  '  With 3 attempts for 5xx and 5% independent 500s, 10,000 x 0.05^3 = 1.25 recipients were expected to fail all three',
+  '  (the run of 2026-11-23 01:13 lost 5; reruns of this part alone lost 1, 2 and 2). The budget is now 5 attempts:',
+  '  10,000 x 0.05^5 = 0.003 expected. What still fails is dead-lettered by queue-mode workers (redrivable) and logged',
+  '  as `post_failed` by inline sends.',
 ];
 
 /**
