@@ -3,7 +3,7 @@ import {
   AttributeValue, ConditionalCheckFailedException, DeleteItemCommand, DynamoDBClient, GetItemCommand, ScanCommand, UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { Environment, requiredSetting } from './configuration';
-import { ApiLocation, callbackUrl } from './connections-api';
+import { ApiLocation, callbackUrl, connectionsApiClient } from './connections-api';
 import { Env, Registry } from './environment';
 
 /** What a reauth proved: who, until when, with which claims. */
@@ -50,7 +50,7 @@ export class ConnectionExpiry {
       expiry = new ConnectionExpiry({
         dynamo: new DynamoDBClient({}),
         tableName: requiredSetting(env, Env.TABLE_NAME),
-        connections: new ApiGatewayManagementApiClient({ endpoint }),
+        connections: connectionsApiClient(location, env),
       });
       instances.set(endpoint, expiry);
     }

@@ -24,17 +24,18 @@ export function callbackUrl(location: ApiLocation, env: Environment): string {
 const clients = new Map<string, ApiGatewayManagementApiClient>();
 
 /**
- * The container's client for the @connections endpoint of `location`, created on first use.
- * @param maxSockets sockets the client may open at once: the SDK's default agent stops at 50,
- * which would silently cap a fan-out configured for more.
+ * The container's SDK client for the @connections endpoint of `location`, created on first use
+ * (the fan-out posts with its own signed transport; this client serves GET and DELETE).
+ * @param maxSockets sockets the client may open at once, when it is created: the SDK's default agent
+ * stops at 50, which would silently cap callers that run more requests at once.
  */
-export function connectionsApiClient(location: ApiLocation, env: Environment, maxSockets: number): ApiGatewayManagementApiClient {
+export function connectionsApiClient(location: ApiLocation, env: Environment, maxSockets?: number): ApiGatewayManagementApiClient {
   const endpoint = callbackUrl(location, env);
   let client = clients.get(endpoint);
   if (!client) {
     client = new ApiGatewayManagementApiClient({
       endpoint,
-      requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } },
+      ...(maxSockets !== undefined ? { requestHandler: { httpAgent: { maxSockets }, httpsAgent: { maxSockets } } } : {}),
     });
     clients.set(endpoint, client);
   }
