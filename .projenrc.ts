@@ -40,7 +40,6 @@ const project = new awscdk.AwsCdkConstructLibrary({
     'jose@^6',
     '@aws-sdk/client-apigatewaymanagementapi@^3',
     '@aws-sdk/client-dynamodb@^3',
-    '@aws-sdk/client-secrets-manager@^3',
     // Fan-out: SQS for queue mode, Lambda for the publisher helper, and the SDK's own SigV4 signer
     // and credential chain for the signed keep-alive @connections client.
     '@aws-sdk/client-sqs@^3',
