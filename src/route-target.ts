@@ -56,20 +56,32 @@ export interface HttpRouteOptions {
 }
 
 /**
+ * A JSON string holding the value of the VTL reference `reference`, escaped so no value can end the
+ * string: `$util.escapeJavaScript`, then its `\'` (not valid in JSON) back to `'`.
+ */
+function jsonString(reference: string): string {
+  return `"$util.escapeJavaScript(${reference}).replaceAll("\\\\'","'")"`;
+}
+
+/**
  * Where a custom route's messages go: one of your Lambda functions or an HTTP backend.
  */
 export abstract class RouteTarget {
   /**
    * The request template `RouteTarget.http` renders unless told otherwise: a JSON object with the
    * connection id, event type, route key, request id, user id and the message as sent.
+   *
+   * Every `$context` value goes through `$util.escapeJavaScript` (with `\'` turned back into `'`,
+   * as the API Gateway documentation advises for JSON), so a user id such as `a","userId":"b` stays
+   * one string value and cannot add or override a field.
    */
   public static readonly HTTP_DEFAULT_TEMPLATE: string = [
     '{',
-    '"connectionId":"$context.connectionId",',
-    '"eventType":"$context.eventType",',
-    '"routeKey":"$context.routeKey",',
-    '"requestId":"$context.requestId",',
-    '"userId":"$context.authorizer.userId",',
+    `"connectionId":${jsonString('$context.connectionId')},`,
+    `"eventType":${jsonString('$context.eventType')},`,
+    `"routeKey":${jsonString('$context.routeKey')},`,
+    `"requestId":${jsonString('$context.requestId')},`,
+    `"userId":${jsonString('$context.authorizer.userId')},`,
     '"body":$input.body',
     '}',
   ].join('');

@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AuthenticatedWebSocketApi, FanOut, RouteTarget, TokenLocation, WebSocketAuth } from '../src';
+import { renderTemplate } from '../src/local/request-template';
 import { fullyConfigured, logicalId, newStack, quickStart, statementsOf } from './support/stacks';
 
 const actionsOf = (statements: Array<Record<string, any>>): string[] =>
@@ -368,9 +369,12 @@ describe('routes', () => {
     for (const part of ['$context.connectionId', '$context.eventType', '$context.routeKey', '$context.authorizer.userId', '$input.body']) {
       expect(RouteTarget.HTTP_DEFAULT_TEMPLATE).toContain(part);
     }
-    // Rendered with sample values, the template is the JSON a backend parses.
-    const rendered = RouteTarget.HTTP_DEFAULT_TEMPLATE
-      .replace(/\$context\.[A-Za-z.]+/g, 'x').replace('$input.body', '{"action":"legacy","n":1}');
+    // Rendered with sample values (as `authws local` renders it), the template is the JSON a backend parses.
+    const rendered = renderTemplate(RouteTarget.HTTP_DEFAULT_TEMPLATE, {
+      body: '{"action":"legacy","n":1}',
+      requestContext: { connectionId: 'x', eventType: 'x', routeKey: 'x', requestId: 'x', authorizer: { userId: 'x' } },
+      stageVariables: {},
+    });
     expect(JSON.parse(rendered)).toEqual({ connectionId: 'x', eventType: 'x', routeKey: 'x', requestId: 'x', userId: 'x', body: { action: 'legacy', n: 1 } });
   });
 

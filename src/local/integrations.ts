@@ -1,6 +1,7 @@
 import type { IntegrationModel } from './assembly';
 import { HandshakeRequest, headerValue } from './events';
 import { LambdaInvocationError, LambdaRunner } from './lambda-runner';
+import { renderTemplate } from './request-template';
 import { selectRouteKey } from './route-selection';
 
 /**
@@ -129,31 +130,6 @@ function chooseTemplate(templates: Readonly<Record<string, string>>, expression:
   const unescaped = expression?.replace(/^\\/, '');
   const key = unescaped?.startsWith('$request.body.') ? selectRouteKey(unescaped, body ?? '') : unescaped;
   return (key !== undefined ? templates[key] : undefined) ?? templates.$default;
-}
-
-/**
- * The part of Velocity (VTL) request templates use in practice: `$context.*` (and `${context.*}`),
- * `$stageVariables.*`, `$input.body` and `$input.json('$.path')`. Directives (#if, #foreach) are
- * not evaluated.
- */
-export function renderTemplate(template: string, request: IntegrationRequest): string {
-  let message: unknown;
-  try {
-    message = JSON.parse(request.body ?? '');
-  } catch {
-    message = undefined;
-  }
-  return template
-    .replace(/\$input\.json\(\s*'([^']*)'\s*\)/g, (_whole, path: string) => {
-      const value = path === '$' ? message : lookup(message, path.replace(/^\$\.?/, ''));
-      return JSON.stringify(value ?? null);
-    })
-    .replace(/\$input\.body|\$\{input\.body\}/g, () => request.body ?? '')
-    .replace(/\$\{(context|stageVariables)((?:\.[A-Za-z0-9_]+)+)\}|\$(context|stageVariables)((?:\.[A-Za-z0-9_]+)+)/g,
-      (_whole, bracedRoot: string | undefined, bracedPath: string | undefined, root: string | undefined, path: string | undefined) => {
-        const source = (bracedRoot ?? root) === 'context' ? request.requestContext : request.stageVariables;
-        return stringOrUndefined(lookup(source, (bracedPath ?? path ?? '').slice(1))) ?? '';
-      });
 }
 
 function lookup(value: unknown, path: string): unknown {
