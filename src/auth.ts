@@ -97,10 +97,22 @@ export interface JwtVerificationOptions {
   readonly algorithms?: string[];
 
   /**
-   * Clock skew tolerated when checking `exp` and `nbf`.
+   * Clock skew tolerated when checking `nbf` (a token not valid yet). It is not applied to `exp`: a
+   * token already expired by the authorizer's clock would open a connection that is closed at its
+   * first message, so it is refused.
    * @default Duration.seconds(5)
    */
   readonly clockTolerance?: Duration;
+
+  /**
+   * Refuse tokens without an `exp` claim (401, reason `NO_EXPIRY`).
+   *
+   * A connection lives until its token's `exp`; a token without one opens a connection that only
+   * API Gateway's 2-hour limit ends, and that no revocation shortens. Set `false` only for an issuer
+   * that cannot put `exp` in its tokens. A `reauth` token needs `exp` either way.
+   * @default true
+   */
+  readonly requireExpiration?: boolean;
 
   /**
    * The claim whose value identifies the user. Connections are grouped by it.
@@ -350,6 +362,8 @@ function verificationEnvironment(options: JwtVerificationOptions, location: Toke
     [Env.AUTH_USER_ID_CLAIM]: options.userIdClaim ?? Defaults.USER_ID_CLAIM,
     [Env.AUTH_TOKEN_LOCATION]: location._handlerValue,
   };
+  // Only the opt-out is written: the handlers require `exp` when the variable is absent.
+  if (options.requireExpiration === false) env[Env.AUTH_REQUIRE_EXPIRATION] = 'false';
   if (options.issuer !== undefined) env[Env.AUTH_ISSUER] = options.issuer;
   if (options.audience !== undefined && options.audience.length > 0) env[Env.AUTH_AUDIENCE] = options.audience.join(',');
   if (claims.length > 0) env[Env.AUTH_CONTEXT_CLAIMS] = claims.join(',');

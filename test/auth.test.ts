@@ -28,6 +28,16 @@ describe('WebSocketAuth.hmacSecret', () => {
     });
   });
 
+  test('requires exp by default; requireExpiration: false tells the authorizer and the message handler to accept tokens without it', () => {
+    const byDefault = synth((stack) => WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')));
+    expect(environmentOf(byDefault, 'ChatAuthorizer')).not.toHaveProperty('AUTH_REQUIRE_EXPIRATION');
+    const optedOut = synth((stack) => WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S'), { requireExpiration: false }));
+    expect(environmentOf(optedOut, 'ChatAuthorizer')).toMatchObject({ AUTH_REQUIRE_EXPIRATION: 'false' });
+    expect(environmentOf(optedOut, 'ChatMessageHandler')).toMatchObject({ AUTH_REQUIRE_EXPIRATION: 'false' });
+    const jwks = synth(() => WebSocketAuth.jwks({ jwksUrl: 'https://i.example/jwks', requireExpiration: false }));
+    expect(environmentOf(jwks, 'ChatAuthorizer')).toMatchObject({ AUTH_REQUIRE_EXPIRATION: 'false' });
+  });
+
   test.each([
     ['an empty value', { scope: '' }],
     ['an empty name', { '': 'x' }],

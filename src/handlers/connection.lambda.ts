@@ -52,6 +52,11 @@ async function connect(registry: ConnectionStore, event: ConnectionEvent, env: E
     logEvent('warn', 'connect_without_user');
     return { statusCode: 403 };
   }
+  if (user.expiresAt !== undefined && user.expiresAt <= Date.now() / 1000) {
+    // The token expired between the authorizer and here: such a connection would be closed at once.
+    logEvent('warn', 'connect_expired', { userId: user.userId });
+    return { statusCode: 401 };
+  }
   const ttlSeconds = positiveIntegerSetting(env, Env.CONNECTION_TTL_SECONDS, Defaults.CONNECTION_TTL_SECONDS);
   await registry.register(connectionRow(requestContext, user, ttlSeconds));
   logEvent('info', 'connected', { userId: user.userId });

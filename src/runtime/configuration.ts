@@ -49,3 +49,11 @@ export function nonNegativeNumberSetting(env: Environment, name: string, fallbac
 export function listSetting(env: Environment, name: string): string[] {
   return (optionalSetting(env, name) ?? '').split(',').map((item) => item.trim()).filter((item) => item.length > 0);
 }
+
+/** A `true`/`false` setting, `fallback` when unset. */
+export function booleanSetting(env: Environment, name: string, fallback: boolean): boolean {
+  const raw = optionalSetting(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  throw new ConfigurationError(`Environment variable ${name} must be "true" or "false", got "${raw}"`);
+}

@@ -72,13 +72,13 @@ export class ConnectionExpiry {
   }
 
   /**
-   * Whether the connection's token has expired. `contextExpiresAt` (the `$connect` token's `exp`) is
-   * checked first, so live connections cost nothing; past it, the registry decides, since a reauth
-   * may have extended the connection.
+   * Whether the connection's token has expired. The registry row decides, since a reauth may have
+   * moved its expiry either way (later, or earlier: a shorter-lived token stops the connection
+   * sooner); without a row, or a row without an expiry, `contextExpiresAt` (the `$connect` token's
+   * `exp`) does. One consistent GetItem per message.
    */
   async hasExpired(connectionId: string, contextExpiresAt: number | undefined): Promise<boolean> {
     const nowSeconds = this.now() / 1000;
-    if (contextExpiresAt === undefined || contextExpiresAt >= nowSeconds) return false;
     const { Item } = await this.dynamo.send(new GetItemCommand({
       TableName: this.tableName,
       Key: { [Registry.PARTITION_KEY]: { S: connectionId } },
@@ -87,8 +87,8 @@ export class ConnectionExpiry {
       ConsistentRead: true,
     }));
     const registered = Item?.[Registry.EXPIRES_AT]?.N;
-    // No row, or a row without an expiry: the context's expiry, already past, stands.
-    return registered === undefined || !(Number(registered) >= nowSeconds);
+    const expiresAt = registered !== undefined ? Number(registered) : contextExpiresAt;
+    return expiresAt !== undefined && !(expiresAt >= nowSeconds);
   }
 
   /**

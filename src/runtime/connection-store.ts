@@ -186,6 +186,23 @@ export class ConnectionStore {
     } while (startKey);
   }
 
+  /**
+   * Whether a connection's row is live (`live`), past its `ttl` or token expiry (`expired`), or
+   * absent (`unknown`). A Query on the key with a consistent read rather than GetItem, so that
+   * senders need no permission beyond the Query they already have.
+   */
+  async state(connectionId: string): Promise<'live' | 'expired' | 'unknown'> {
+    const page = await this.client.send(new QueryCommand({
+      TableName: this.tableName,
+      KeyConditionExpression: '#id = :id',
+      ExpressionAttributeValues: { ':id': { S: connectionId } },
+      ConsistentRead: true,
+      ...READ_PROJECTION,
+    }));
+    if (!page.Items || page.Items.length === 0) return 'unknown';
+    return this.liveIds(page.Items).length > 0 ? 'live' : 'expired';
+  }
+
   private liveIds(items: Record<string, AttributeValue>[] = []): string[] {
     const nowSeconds = this.now() / 1000;
     const ids: string[] = [];

@@ -109,10 +109,23 @@ export class Delivery {
     return publicResult(await this.fanOut.send(this.store.ofUser(userId), payload, { deadline }));
   }
 
-  /** One connection. */
+  /** One connection, e.g. a reply to the sender. */
   async toConnection(connectionId: string, payload: string): Promise<DeliveryResult> {
     const outcome: PostOutcome = await this.fanOut.sendTo(connectionId, payload);
     return { ...ZERO, [outcome]: 1 };
+  }
+
+  /**
+   * One connection named by a backend: skipped (all counts 0) when its registry row says its token
+   * has expired, as broadcasts and sends skip such rows. A connection without a row is posted to
+   * (API Gateway answers 410 for one that is gone).
+   */
+  async toLiveConnection(connectionId: string, payload: string): Promise<DeliveryResult> {
+    if (await this.store.state(connectionId) === 'expired') {
+      logEvent('info', 'post_skipped_expired', { connectionId });
+      return ZERO;
+    }
+    return this.toConnection(connectionId, payload);
   }
 
   /**

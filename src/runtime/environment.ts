@@ -54,6 +54,8 @@ export const Env = {
   AUTH_JWKS_COOLDOWN_MS: 'AUTH_JWKS_COOLDOWN_MS',
   /** JSON object of claims a token must carry: `{"scope":"chat:write"}`; `*` means any value. */
   AUTH_REQUIRED_CLAIMS: 'AUTH_REQUIRED_CLAIMS',
+  /** `false`: tokens without `exp` are accepted (their connections live until API Gateway's 2 hours). Unset: `exp` is required. */
+  AUTH_REQUIRE_EXPIRATION: 'AUTH_REQUIRE_EXPIRATION',
   /** Cognito: the `token_use` a token must carry (`access` or `id`). */
   AUTH_TOKEN_USE: 'AUTH_TOKEN_USE',
   /** Cognito: comma-separated app client ids; checked against `client_id` (access) or `aud` (id). */
@@ -132,6 +134,15 @@ export const Defaults = {
   JWKS_MAX_AGE_MS: 60 * 60 * 1000,
   /** Longer tokens are refused before any parsing. */
   MAX_TOKEN_BYTES: 8_192,
+  /**
+   * Longest user id accepted (characters). It is the authorizer's `principalId` and `userId` (an
+   * authorizer result is at most 8 KB) and the registry's `byUser` key (at most 2 KB).
+   */
+  MAX_USER_ID_LENGTH: 256,
+  /** Most bytes of the copied context claims (as JSON), so the authorizer result stays under API Gateway's 8 KB. */
+  MAX_CONTEXT_CLAIMS_BYTES: 6_144,
+  /** Latest `exp` accepted: 9999-12-31T23:59:59Z. Beyond it a token is refused (`1e300` fits no registry number). */
+  MAX_EXPIRATION_SECONDS: 253_402_300_799,
   /** The largest message API Gateway accepts or sends: 128 KB. */
   MAX_MESSAGE_BYTES: 131_072,
 } as const;

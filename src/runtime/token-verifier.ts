@@ -1,6 +1,6 @@
 import type { KeyObject, webcrypto } from 'node:crypto';
 import { errors, jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
-import { ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, positiveIntegerSetting } from './configuration';
+import { booleanSetting, ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, positiveIntegerSetting } from './configuration';
 import { Defaults, Env, RESERVED_CONTEXT_KEYS } from './environment';
 import { hmacKeySource } from './hmac-key-source';
 import { jwksKeySource } from './jwks-key-source';
@@ -37,7 +37,10 @@ export interface TokenVerifierOptions {
   readonly algorithms: readonly string[];
   readonly issuer?: string;
   readonly audience?: readonly string[];
+  /** Skew tolerated on `nbf` (and `iat`). Never on `exp`: see `TokenVerifier.verifyToken`. */
   readonly clockToleranceSeconds: number;
+  /** Refuse tokens without `exp` (they would open connections that never expire). @default true */
+  readonly requireExpiration?: boolean;
   readonly userIdClaim: string;
   /** Claims copied into the authorizer context. */
   readonly contextClaims: readonly string[];
@@ -47,6 +50,8 @@ export interface TokenVerifierOptions {
   readonly tokenUse?: TokenUse;
   /** Cognito: app client ids; an access token's `client_id` must be one of them. */
   readonly clientIds?: readonly string[];
+  /** @default Date.now */
+  readonly now?: () => number;
 }
 
 /** What a valid token says about its holder. */
@@ -138,6 +143,7 @@ export class TokenVerifier {
       requiredClaims: requiredClaimsSetting(env),
       tokenUse,
       clientIds: clientIds.length > 0 ? clientIds : undefined,
+      requireExpiration: booleanSetting(env, Env.AUTH_REQUIRE_EXPIRATION, true),
     });
   }
 
@@ -153,7 +159,14 @@ export class TokenVerifier {
     return this.verifyToken(this.tokenOf(request));
   }
 
-  /** Verifies a bare token (e.g. from a `reauth` message). Throws TokenRefusedError for every reason to refuse it. */
+  /**
+   * Verifies a bare token (e.g. from a `reauth` message). Throws TokenRefusedError for every reason to refuse it.
+   *
+   * Besides the signature and the configured claims, a token must name a user that fits in an
+   * authorizer context and a registry key, and its `exp` (required unless `requireExpiration` is
+   * false) must be a sane time still ahead: the clock tolerance is not applied to `exp`, since a
+   * token already expired by this clock would open a connection that is closed at its first message.
+   */
   async verifyToken(token: string): Promise<VerifiedToken> {
     if (token.length === 0) throw new TokenRefusedError('TOKEN_MISSING');
     if (token.length > Defaults.MAX_TOKEN_BYTES) throw new TokenRefusedError('TOKEN_TOO_LARGE');
@@ -161,13 +174,15 @@ export class TokenVerifier {
 
     const userId = payload[this.options.userIdClaim];
     if (typeof userId !== 'string' || userId.length === 0) throw new TokenRefusedError('USER_ID_MISSING', this.options.userIdClaim);
+    if (userId.length > Defaults.MAX_USER_ID_LENGTH) throw new TokenRefusedError('USER_ID_TOO_LONG', this.options.userIdClaim);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(userId)) throw new TokenRefusedError('USER_ID_INVALID', this.options.userIdClaim);
+    const expiresAt = this.expiryOf(payload);
     this.checkCognitoClaims(payload);
     this.checkRequiredClaims(payload);
-    return {
-      userId,
-      expiresAt: typeof payload.exp === 'number' ? payload.exp : undefined,
-      claims: this.contextClaimsOf(payload),
-    };
+    const claims = this.contextClaimsOf(payload);
+    if (Buffer.byteLength(JSON.stringify(claims), 'utf8') > Defaults.MAX_CONTEXT_CLAIMS_BYTES) throw new TokenRefusedError('CLAIMS_TOO_LARGE');
+    return { userId, expiresAt, claims };
   }
 
   /** The raw token, or a refusal when it is absent or empty. */
@@ -208,6 +223,25 @@ export class TokenVerifier {
       // jose throws TypeErrors for keys that do not fit the algorithm.
       throw new TokenRefusedError('TOKEN_INVALID');
     }
+  }
+
+  /**
+   * The token's `exp` in whole epoch seconds, or undefined when it has none and none is required.
+   * An `exp` that is not a finite number within a sane range (`1e300` would not even fit a
+   * DynamoDB number) is refused, as is one already past by this clock.
+   */
+  private expiryOf(payload: JWTPayload): number | undefined {
+    const exp = payload.exp;
+    if (exp === undefined) {
+      if (this.options.requireExpiration ?? true) throw new TokenRefusedError('NO_EXPIRY', 'exp');
+      return undefined;
+    }
+    if (typeof exp !== 'number' || !Number.isFinite(exp) || exp < 0 || exp > Defaults.MAX_EXPIRATION_SECONDS) {
+      throw new TokenRefusedError('EXP_OUT_OF_RANGE', 'exp');
+    }
+    const expiresAt = Math.floor(exp);
+    if (expiresAt <= (this.options.now ?? Date.now)() / 1000) throw new TokenRefusedError('ERR_JWT_EXPIRED', 'exp');
+    return expiresAt;
   }
 
   private checkCognitoClaims(payload: JWTPayload): void {

@@ -14,7 +14,7 @@ let output: CapturedConsole;
 
 const AUTH_SETTINGS = [
   Env.AUTH_SECRET_ARN, Env.AUTH_ALGORITHMS, Env.AUTH_ISSUER, Env.AUTH_AUDIENCE, Env.AUTH_CLOCK_TOLERANCE_SECONDS,
-  Env.AUTH_USER_ID_CLAIM, Env.AUTH_CONTEXT_CLAIMS, Env.AUTH_TOKEN_LOCATION,
+  Env.AUTH_USER_ID_CLAIM, Env.AUTH_CONTEXT_CLAIMS, Env.AUTH_TOKEN_LOCATION, Env.AUTH_REQUIRE_EXPIRATION,
 ];
 
 /**
@@ -79,8 +79,8 @@ describe('a valid token', () => {
     for (const value of Object.values(result.context ?? {})) expect(['string', 'number', 'boolean']).toContain(typeof value);
   });
 
-  test('a token without exp gives a context without expiresAt', async () => {
-    const result = await coldStart()(withHeader(await signToken({ sub: 'u' })));
+  test('with AUTH_REQUIRE_EXPIRATION=false, a token without exp gives a context without expiresAt', async () => {
+    const result = await coldStart({ [Env.AUTH_REQUIRE_EXPIRATION]: 'false' })(withHeader(await signToken({ sub: 'u' }, { expiresIn: null })));
     expect(result.context).toEqual({ userId: 'u' });
   });
 
@@ -120,6 +120,12 @@ describe('refusals: each rejects with Error("Unauthorized") (401) unless the key
     ['the wrong audience', async () => withHeader(await signToken({ sub: 'u', aud: 'billing' })),
       { [Env.AUTH_AUDIENCE]: 'chat' }, 'ERR_JWT_CLAIM_VALIDATION_FAILED'],
     ['a token without sub', async () => withHeader(await signToken({ name: 'no subject' })), {}, 'USER_ID_MISSING'],
+    ['a token without exp (required by default)', async () => withHeader(await signToken({ sub: 'u' }, { expiresIn: null })), {}, 'NO_EXPIRY'],
+    ['a token expired within the clock tolerance', async () => withHeader(await signToken({ sub: 'u' }, { expiresIn: -2 })),
+      { [Env.AUTH_CLOCK_TOLERANCE_SECONDS]: '30' }, 'ERR_JWT_EXPIRED'],
+    ['a 4,000-character sub', async () => withHeader(await signToken({ sub: 'x'.repeat(4000) })), {}, 'USER_ID_TOO_LONG'],
+    ['a sub with a line break', async () => withHeader(await signToken({ sub: 'alice\r\nx-admin: 1' })), {}, 'USER_ID_INVALID'],
+    ['exp: 1e300', async () => withHeader(await signToken({ sub: 'u', exp: 1e300 }, { expiresIn: null })), {}, 'EXP_OUT_OF_RANGE'],
     ['an empty header', async () => withHeader(''), {}, 'TOKEN_MISSING'],
     ['"Bearer" alone', async () => withHeader('Bearer'), {}, 'TOKEN_MISSING'],
     ['"Bearer " and blanks', async () => withHeader('Bearer    '), {}, 'TOKEN_MISSING'],

@@ -149,6 +149,22 @@ describe('reauth', () => {
     expect(deletes(a)).toBe(0);
   });
 
+  test('a reauth that shortens the expiry stops the connection at the new, earlier time', async () => {
+    const api = await Api.start();
+    const firstExp = nowSeconds() + 3600;
+    const a = await api.connect('user-a', firstExp);
+    const shortLived = await signToken({ sub: 'user-a' }, { expiresIn: 1 });
+    await api.frame(a, 'user-a', firstExp, { action: 'reauth', token: shortLived });
+    expect(frames(a)).toEqual([{ action: 'reauthenticated', expiresAt: expect.any(Number) }]);
+
+    // The authorizer context still says an hour from now; the registry says the token has expired.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await api.frame(a, 'user-a', firstExp, { action: 'broadcast', message: 'after the shorter expiry' });
+    expect(frames(a).at(-1)).toEqual({ error: { code: 'TokenExpired', message: expect.any(String) } });
+    expect(deletes(a)).toBe(1);
+    expect(await api.row(a)).toBeUndefined();
+  });
+
   test('a token of another user is refused, and the connection keeps its expiry', async () => {
     const api = await Api.start();
     const exp = nowSeconds() + 60;
@@ -162,7 +178,7 @@ describe('reauth', () => {
   test.each([
     ['an expired token', () => signToken({ sub: 'user-a' }, { expiresIn: -60 }), 'ERR_JWT_EXPIRED'],
     ['a token signed with another secret', () => signToken({ sub: 'user-a' }, { secret: 'not-the-secret-at-all-0123456789abcdef', expiresIn: 600 }), 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
-    ['a token without exp', () => signToken({ sub: 'user-a' }), 'NO_EXPIRY'],
+    ['a token without exp', () => signToken({ sub: 'user-a' }, { expiresIn: null }), 'NO_EXPIRY'],
     ['garbage', async () => 'not-a-token', 'ERR_JWS_INVALID'],
   ])('%s is refused with Forbidden', async (_case, makeToken, reason) => {
     const api = await Api.start();

@@ -54,6 +54,14 @@ test('$connect registers the connection with every field', async () => {
   expect(ttl).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + Defaults.CONNECTION_TTL_SECONDS);
 });
 
+test('$connect with a token that has expired since the authorizer checked it is refused with 401, and nothing is registered', async () => {
+  const connectionId = newConnectionId();
+  const expiredAt = String(Math.floor(Date.now() / 1000) - 1);
+  expect(await handler(routeEvent('CONNECT', connectionId, authorizedAs('user-a', { expiresAt: expiredAt })))).toEqual({ statusCode: 401 });
+  expect(await row(connectionId)).toBeUndefined();
+  expect(output.logs()).toContainEqual(expect.objectContaining({ level: 'warn', event: 'connect_expired' }));
+});
+
 test('$connect takes the ttl from CONNECTION_TTL_SECONDS', async () => {
   process.env[Env.CONNECTION_TTL_SECONDS] = '60';
   try {

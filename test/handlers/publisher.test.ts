@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 /** A registry of its own and a fresh publisher container, configured as the construct configures it. */
-async function start(): Promise<{ publish: Publisher; connect: (userId: string) => Promise<string> }> {
+async function start(): Promise<{ publish: Publisher; connect: (userId: string, expiresAt?: number) => Promise<string> }> {
   const tableName = await dynamo.createRegistryTable(`publisher-${++tables}`);
   Object.assign(process.env, {
     [Env.TABLE_NAME]: tableName,
@@ -40,9 +40,9 @@ async function start(): Promise<{ publish: Publisher; connect: (userId: string) 
   let publish: Publisher | undefined;
   jest.isolateModules(() => { publish = jest.requireActual('../../src/handlers/publisher.lambda').handler; });
   const store = new ConnectionStore({ client: dynamo.client, tableName });
-  const connect = async (userId: string) => {
+  const connect = async (userId: string, expiresAt?: number) => {
     const connectionId = newConnectionId();
-    await store.register(connectionRow({ connectionId, connectedAt: Date.now() }, { userId, claims: {} }, Defaults.CONNECTION_TTL_SECONDS));
+    await store.register(connectionRow({ connectionId, connectedAt: Date.now() }, { userId, expiresAt, claims: {} }, Defaults.CONNECTION_TTL_SECONDS));
     server.connect(connectionId);
     return connectionId;
   };
@@ -54,7 +54,7 @@ const context = { getRemainingTimeInMillis: () => 60_000 } as Context;
 
 test('to everyone: every live connection receives {"message"}, and the counts come back', async () => {
   const { publish, connect } = await start();
-  const ids = await Promise.all(['a', 'b', 'c', 'd'].map(connect));
+  const ids = await Promise.all(['a', 'b', 'c', 'd'].map((user) => connect(user)));
   server.disconnect(ids[3]);
   server.inject(ids[2], 'throttled', 1);
   expect(await publish({ to: { all: true }, message: { order: 42, status: 'shipped' } }, context))
@@ -92,6 +92,17 @@ test('to one connection; a gone one is reported gone', async () => {
   expect(await publish({ to: { connectionId: id }, message: null })).toEqual({ ...zero, delivered: 1 });
   expect(server.received(id)).toEqual(['{"message":null}']);
   expect(await publish({ to: { connectionId: 'unknownId000000=' }, message: 1 })).toEqual({ ...zero, gone: 1 });
+});
+
+test('to one connection whose token has expired: skipped, as broadcasts and sends skip it', async () => {
+  const { publish, connect } = await start();
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  const expired = await connect('alice', nowSeconds - 10);
+  const live = await connect('alice', nowSeconds + 600);
+  expect(await publish({ to: { connectionId: expired }, message: 'for the expired one' }, context)).toEqual(zero);
+  expect(server.received(expired)).toEqual([]);
+  expect(await publish({ to: { connectionId: live }, message: 'for the live one' }, context)).toEqual({ ...zero, delivered: 1 });
+  expect(output.logs()).toContainEqual(expect.objectContaining({ event: 'post_skipped_expired', connectionId: expired }));
 });
 
 test('a JSON string payload is accepted too (as some SDKs pass it)', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { closeAllClients, TestClient } from './support/clients';
+import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { AuthenticatedWebSocketApi, RouteTarget, WebSocketAuth } from '../../src';
 import { LocalGateway } from '../../src/local/gateway';
 import { signToken, TEST_SECRET } from '../support/tokens';
@@ -62,8 +62,12 @@ afterAll(async () => {
   await new Promise((resolve) => backend?.close(resolve));
 });
 
-async function connectAs(sub: string, expiresIn: number | undefined = 600): Promise<TestClient> {
-  return TestClient.connect(url, { headers: { Authorization: `Bearer ${await signToken({ sub }, { expiresIn })}` } });
+async function connectAs(sub: string): Promise<TestClient> {
+  return TestClient.connect(url, { headers: { Authorization: `Bearer ${await signToken({ sub }, { expiresIn: 600 })}` } });
+}
+
+async function statusOf(claims: Record<string, unknown>, expiresIn: number | null = 600): Promise<number> {
+  return refusalStatus(url, { headers: { Authorization: `Bearer ${await signToken(claims, { expiresIn })}` } });
 }
 
 async function nextBackendRequest(count: number): Promise<any> {
@@ -84,8 +88,8 @@ describe('HTTP route with the default request template', () => {
     expect(request.connectionId).toMatch(/=$/);
   });
 
-  test('a user id with quotes, backslashes and line breaks arrives as it is, in valid JSON', async () => {
-    const userId = 'o\'brien \\ "x"\n😀';
+  test('a user id with quotes, backslashes, slashes and emoji arrives as it is, in valid JSON', async () => {
+    const userId = 'o\'brien \\ "x" </ 😀';
     const client = await connectAs(userId);
     const before = received.length;
     client.send({ action: 'legacy' });
@@ -93,3 +97,21 @@ describe('HTTP route with the default request template', () => {
   });
 });
 
+
+describe('validly signed but odd tokens get 401, never a connection or a 500', () => {
+  test('a token without exp (required by default)', async () => {
+    expect(await statusOf({ sub: 'no-exp' }, null)).toBe(401);
+  });
+
+  test('a token expired a second ago, inside the clock tolerance', async () => {
+    expect(await statusOf({ sub: 'just-expired' }, -1)).toBe(401);
+  });
+
+  test('a 4,000-character sub', async () => {
+    expect(await statusOf({ sub: 'x'.repeat(4000) })).toBe(401);
+  });
+
+  test('exp: 1e300', async () => {
+    expect(await statusOf({ sub: 'forever', exp: 1e300 }, null)).toBe(401);
+  });
+});

@@ -87,9 +87,16 @@ describe('verifying the token', () => {
     expect(verified.claims).toEqual({ role: 'admin', groups: '["a","b"]', org: '{"id":7}', level: '3', beta: 'true' });
   });
 
-  test('a token without exp has no expiry', async () => {
-    const verified = await verifier().verify({ headers: { Authorization: await signToken({ sub: 'u' }) } });
-    expect(verified.expiresAt).toBeUndefined();
+  test('a token without exp is refused by default (NO_EXPIRY): its connection would never expire', async () => {
+    const token = await signToken({ sub: 'u' }, { expiresIn: null });
+    expect(await refusal(verifier().verify({ headers: { Authorization: token } }))).toBe('NO_EXPIRY');
+    expect(await refusal(verifier({ requireExpiration: true }).verifyToken(token))).toBe('NO_EXPIRY');
+  });
+
+  test('with requireExpiration false, a token without exp is accepted and has no expiry', async () => {
+    const token = await signToken({ sub: 'u' }, { expiresIn: null });
+    const verified = await verifier({ requireExpiration: false }).verify({ headers: { Authorization: token } });
+    expect(verified).toMatchObject({ userId: 'u', expiresAt: undefined });
   });
 
   test('the user id comes from the configured claim', async () => {
@@ -114,10 +121,53 @@ describe('verifying the token', () => {
     expect(verified.claims).toEqual({ role: 'r' });
   });
 
-  test('tolerates clock skew within the configured seconds only', async () => {
+  test('tolerates clock skew on nbf within the configured seconds only', async () => {
+    const almostValid = await signToken({ sub: 'u' }, { notBeforeIn: 2 });
+    await expect(verifier({ clockToleranceSeconds: 5 }).verify({ headers: { Authorization: almostValid } })).resolves.toBeDefined();
+    expect(await refusal(verifier({ clockToleranceSeconds: 0 }).verify({ headers: { Authorization: almostValid } }))).toBe('ERR_JWT_CLAIM_VALIDATION_FAILED');
+  });
+
+  test('a token expired within the clock tolerance is refused: it would open an already-expired connection', async () => {
     const justExpired = await signToken({ sub: 'u' }, { expiresIn: -2 });
-    await expect(verifier({ clockToleranceSeconds: 5 }).verify({ headers: { Authorization: justExpired } })).resolves.toBeDefined();
-    expect(await refusal(verifier({ clockToleranceSeconds: 0 }).verify({ headers: { Authorization: justExpired } }))).toBe('ERR_JWT_EXPIRED');
+    expect(await refusal(verifier({ clockToleranceSeconds: 5 }).verify({ headers: { Authorization: justExpired } }))).toBe('ERR_JWT_EXPIRED');
+    expect(await refusal(verifier({ clockToleranceSeconds: 5 }).verifyToken(justExpired))).toBe('ERR_JWT_EXPIRED');
+    const expiringNow = await signToken({ sub: 'u' }, { expiresIn: 0 });
+    expect(await refusal(verifier({ clockToleranceSeconds: 5 }).verifyToken(expiringNow))).toBe('ERR_JWT_EXPIRED');
+  });
+
+  test.each([
+    ['1e300', 1e300],
+    ['past the year 9999', 253_402_300_800],
+  ])('an exp that is %s is refused (EXP_OUT_OF_RANGE), not stored', async (_case, exp) => {
+    const token = await signToken({ sub: 'u', exp }, { expiresIn: null });
+    expect(await refusal(verifier().verifyToken(token))).toBe('EXP_OUT_OF_RANGE');
+    expect(await refusal(verifier({ requireExpiration: false }).verifyToken(token))).toBe('EXP_OUT_OF_RANGE');
+  });
+
+  test('a fractional exp is rounded down to whole seconds', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 600.75;
+    const verified = await verifier().verifyToken(await signToken({ sub: 'u', exp }, { expiresIn: null }));
+    expect(verified.expiresAt).toBe(Math.floor(exp));
+  });
+
+  test('a user id up to 256 characters is accepted; a longer one is refused (USER_ID_TOO_LONG)', async () => {
+    await expect(verifier().verifyToken(await signToken({ sub: 'u'.repeat(256) }))).resolves.toMatchObject({ userId: 'u'.repeat(256) });
+    expect(await refusal(verifier().verifyToken(await signToken({ sub: 'u'.repeat(257) })))).toBe('USER_ID_TOO_LONG');
+    expect(await refusal(verifier().verifyToken(await signToken({ sub: 'u'.repeat(4000) })))).toBe('USER_ID_TOO_LONG');
+  });
+
+  test.each([['a line break', 'alice\r\nx-admin: true'], ['a NUL', 'alice\u0000'], ['DEL', 'alice\u007f']])(
+    'a user id with %s is refused (USER_ID_INVALID)', async (_case, sub) => {
+      expect(await refusal(verifier().verifyToken(await signToken({ sub })))).toBe('USER_ID_INVALID');
+    });
+
+  test('context claims too large for an authorizer result (8 KB) are refused (CLAIMS_TOO_LARGE)', async () => {
+    // Under the 8 KB token limit, but its quotes double when the array is copied as JSON text.
+    const token = await signToken({ sub: 'u', groups: Array.from({ length: 1400 }, () => 'a') });
+    expect(token.length).toBeLessThan(8192);
+    expect(await refusal(verifier({ contextClaims: ['groups'] }).verifyToken(token))).toBe('CLAIMS_TOO_LARGE');
+    // Not copied, not counted.
+    await expect(verifier().verifyToken(token)).resolves.toMatchObject({ userId: 'u' });
   });
 
   test('accepts any of the configured audiences and the configured issuer', async () => {
@@ -203,6 +253,14 @@ describe('fromEnvironment', () => {
     ['required claims that are not JSON', { AUTH_SECRET_ARN: 'arn:s', AUTH_REQUIRED_CLAIMS: 'scope=chat' }],
   ])('refuses %s', (_case, env) => {
     expect(() => TokenVerifier.fromEnvironment({ ...base, ...env })).toThrow(ConfigurationError);
+  });
+
+  test('AUTH_REQUIRE_EXPIRATION: unset requires exp, "false" does not, anything else is refused', () => {
+    const options = (env: Record<string, string>) =>
+      (TokenVerifier.fromEnvironment({ ...base, AUTH_SECRET_ARN: 'arn:s', ...env }) as unknown as { options: TokenVerifierOptions }).options;
+    expect(options({}).requireExpiration).toBe(true);
+    expect(options({ AUTH_REQUIRE_EXPIRATION: 'false' }).requireExpiration).toBe(false);
+    expect(() => options({ AUTH_REQUIRE_EXPIRATION: 'no' })).toThrow(ConfigurationError);
   });
 
   test('a Cognito ID token is checked against the app clients in aud', () => {

@@ -6,8 +6,8 @@ export const TEST_SECRET = 'a-test-hmac-secret-that-is-long-enough-for-hs512-012
 export interface SignOptions {
   readonly secret?: string;
   readonly alg?: 'HS256' | 'HS384' | 'HS512';
-  /** Seconds from now; negative for a token that has already expired. Omitted: no `exp`. */
-  readonly expiresIn?: number;
+  /** Seconds from now; negative for a token that has already expired; `null`: no `exp`. @default 3600 */
+  readonly expiresIn?: number | null;
   /** Seconds from now before which the token is not valid. */
   readonly notBeforeIn?: number;
 }
@@ -19,7 +19,8 @@ export type Claims = Record<string, unknown>;
 export async function signToken(claims: Claims, options: SignOptions = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const jwt = new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: options.alg ?? 'HS256', typ: 'JWT' }).setIssuedAt(now);
-  if (options.expiresIn !== undefined) jwt.setExpirationTime(now + options.expiresIn);
+  const expiresIn = options.expiresIn === undefined ? 3600 : options.expiresIn;
+  if (expiresIn !== null) jwt.setExpirationTime(now + expiresIn);
   if (options.notBeforeIn !== undefined) jwt.setNotBefore(now + options.notBeforeIn);
   return jwt.sign(createSecretKey(Buffer.from(options.secret ?? TEST_SECRET, 'utf8')));
 }
