@@ -44,10 +44,10 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
     const request = parseClientFrame(event.body);
     switch (request.action) {
       case 'broadcast':
-        logFanOut(request.action, await delivery.toAll(messageFrame(request.message, sender.userId), deadline));
+        logFanOut(request.action, await delivery.toAll(messageFrame(request.messageJson, sender.userId), deadline));
         break;
       case 'send':
-        logFanOut(request.action, await delivery.toUser(request.to, messageFrame(request.message, sender.userId), deadline));
+        logFanOut(request.action, await delivery.toUser(request.to, messageFrame(request.messageJson, sender.userId), deadline));
         break;
       case 'ping':
         await delivery.toConnection(connectionId, pongFrame());

@@ -1,4 +1,5 @@
 import { Defaults } from './environment';
+import { memberTexts } from './json-text';
 
 /** The codes of the error frames a client may receive. */
 export type ErrorCode = 'BadRequest' | 'TooLarge' | 'UnknownAction' | 'Forbidden' | 'TokenExpired';
@@ -8,8 +9,9 @@ export const KNOWN_ACTIONS = ['broadcast', 'send', 'ping', 'reauth'] as const;
 
 /** A client frame the bundled message handler understands. */
 export type ClientRequest =
-  | { readonly action: 'broadcast'; readonly message: unknown }
-  | { readonly action: 'send'; readonly to: string; readonly message: unknown }
+  /** `messageJson`: the JSON text of `message`, exactly as the client wrote it (see `messageFrame`). */
+  | { readonly action: 'broadcast'; readonly messageJson: string }
+  | { readonly action: 'send'; readonly to: string; readonly messageJson: string }
   | { readonly action: 'ping' }
   /** A fresh token of the same user, extending the connection past its current token's expiry. */
   | { readonly action: 'reauth'; readonly token: string };
@@ -45,13 +47,13 @@ export function parseClientFrame(body: string | null | undefined): ClientRequest
 
   switch (action) {
     case 'broadcast':
-      return { action, message: requiredMessage(fields, action) };
+      return { action, messageJson: requiredMessage(text, fields, action) };
     case 'send': {
       const to = fields.to;
       if (typeof to !== 'string' || to.length === 0) {
         throw new MessageRejectedError('BadRequest', 'The "send" action needs a "to" field: a non-empty user id.');
       }
-      return { action, to, message: requiredMessage(fields, action) };
+      return { action, to, messageJson: requiredMessage(text, fields, action) };
     }
     case 'ping':
       return { action };
@@ -68,15 +70,27 @@ export function parseClientFrame(body: string | null | undefined): ClientRequest
   }
 }
 
-/** `message` may be any JSON value, `null` included, but it must be there. */
-function requiredMessage(fields: Record<string, unknown>, action: string): unknown {
-  if (!('message' in fields)) throw new MessageRejectedError('BadRequest', `The "${action}" action needs a "message" field.`);
-  return fields.message;
+/**
+ * `message` may be any JSON value, `null` included, but it must be there. Its JSON text is taken
+ * from the frame as written, not serialised again from the parsed value.
+ */
+function requiredMessage(text: string, fields: Record<string, unknown>, action: string): string {
+  if (!Object.prototype.hasOwnProperty.call(fields, 'message')) {
+    throw new MessageRejectedError('BadRequest', `The "${action}" action needs a "message" field.`);
+  }
+  return memberTexts(text).get('message')!;
 }
 
-/** The frame recipients of a broadcast or send receive. */
-export function messageFrame(message: unknown, sender: string): string {
-  return outgoing({ message, sender });
+/**
+ * The frame recipients of a broadcast or send receive: `{"message":<m>,"sender":"<user id>"}`.
+ *
+ * `messageJson` is written as the client wrote it, so every number keeps its digits (`1e400`,
+ * `123456789012345678901234567890`; parsing and serialising again would give `null` and
+ * `1.2345678901234568e+29`), and so do string escapes and key order. Whitespace inside the value is
+ * kept too; only the envelope around it is ours.
+ */
+export function messageFrame(messageJson: string, sender: string): string {
+  return checkedSize(`{"message":${messageJson},"sender":${JSON.stringify(sender)}}`);
 }
 
 /** The reply to a ping. */
@@ -96,7 +110,10 @@ export function errorFrame(code: ErrorCode, message: string): string {
 
 /** API Gateway refuses to send more than 128 KB, so an oversized frame is refused before any post. */
 function outgoing(frame: object): string {
-  const text = JSON.stringify(frame);
+  return checkedSize(JSON.stringify(frame));
+}
+
+function checkedSize(text: string): string {
   const size = Buffer.byteLength(text, 'utf8');
   if (size > Defaults.MAX_MESSAGE_BYTES) {
     throw new MessageRejectedError('TooLarge', `The outgoing message would be ${size} bytes; the limit is ${Defaults.MAX_MESSAGE_BYTES}.`);

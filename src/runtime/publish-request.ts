@@ -1,4 +1,5 @@
 import { Defaults } from './environment';
+import { memberTexts } from './json-text';
 
 /** Who a backend publishes to. */
 export type PublishTarget = { readonly all: true } | { readonly userId: string } | { readonly connectionId: string };
@@ -6,7 +7,12 @@ export type PublishTarget = { readonly all: true } | { readonly userId: string }
 /** The publisher function's payload. */
 export interface PublishRequest {
   readonly to: PublishTarget;
-  readonly message: unknown;
+  /**
+   * The JSON text of `message`. From a payload that arrives as a JSON string, it is the text as the
+   * backend wrote it (numbers keep every digit); from an object (Lambda parsed the payload before
+   * the handler ran), the object serialised again, its numbers as JavaScript read them.
+   */
+  readonly messageJson: string;
   /** Shown to recipients as `sender`, e.g. the backend's name. */
   readonly sender?: string;
 }
@@ -19,9 +25,10 @@ export interface PublishError {
 /** Checks a publisher payload (already parsed JSON, or a JSON string). */
 export function parsePublishRequest(event: unknown): PublishRequest | PublishError {
   let value = event;
-  if (typeof value === 'string') {
+  const text = typeof event === 'string' ? event : undefined;
+  if (text !== undefined) {
     try {
-      value = JSON.parse(value);
+      value = JSON.parse(text);
     } catch {
       return bad('The request is not valid JSON.');
     }
@@ -36,7 +43,13 @@ export function parsePublishRequest(event: unknown): PublishRequest | PublishErr
   else if (to && typeof to.userId === 'string' && to.userId.length > 0) target = { userId: to.userId };
   else if (to && typeof to.connectionId === 'string' && to.connectionId.length > 0) target = { connectionId: to.connectionId };
   else return bad('"to" must be {"all":true}, {"userId":"<id>"} or {"connectionId":"<id>"}.');
-  const request: PublishRequest = { to: target, message: fields.message, ...(typeof fields.sender === 'string' ? { sender: fields.sender } : {}) };
+  const messageJson = text !== undefined ? memberTexts(text).get('message')! : JSON.stringify(fields.message);
+  // `undefined` (a caller's object with `message: undefined`) serialises to nothing: send null.
+  const request: PublishRequest = {
+    to: target,
+    messageJson: messageJson ?? 'null',
+    ...(typeof fields.sender === 'string' ? { sender: fields.sender } : {}),
+  };
   const size = Buffer.byteLength(publishedFrame(request), 'utf8');
   if (size > Defaults.MAX_MESSAGE_BYTES) {
     return { error: { code: 'TooLarge', message: `The message would be ${size} bytes; the limit is ${Defaults.MAX_MESSAGE_BYTES}.` } };
@@ -46,7 +59,9 @@ export function parsePublishRequest(event: unknown): PublishRequest | PublishErr
 
 /** What recipients receive. */
 export function publishedFrame(request: PublishRequest): string {
-  return JSON.stringify(request.sender === undefined ? { message: request.message } : { message: request.message, sender: request.sender });
+  return request.sender === undefined
+    ? `{"message":${request.messageJson}}`
+    : `{"message":${request.messageJson},"sender":${JSON.stringify(request.sender)}}`;
 }
 
 function bad(message: string): PublishError {

@@ -99,6 +99,17 @@ describe('broadcast', () => {
     expect(received(a)).toEqual([{ message: { text: 'hi', at: [1, 2], ok: true, none: null }, sender: 'user-a' }]);
   });
 
+  test('numbers survive unchanged: 1e400, a 30-digit integer and a nested object reach recipients as the sender wrote them', async () => {
+    const chat = await Chat.start();
+    const a = await chat.connect('user-a');
+    const b = await chat.connect('user-b');
+    const message = '{"huge":1e400,"id":123456789012345678901234567890,"nested":{"price":0.1000000000000000055511151231257827,"list":[1.0,-0]}}';
+    await chat.frame(a, `{"action":"broadcast","message":${message}}`);
+    expect(server.received(b)).toEqual([`{"message":${message},"sender":"user-a"}`]);
+    await chat.frame(a, `{"action":"send","to":"user-b","message":123456789012345678901234567890}`);
+    expect(server.received(b).at(-1)).toBe('{"message":123456789012345678901234567890,"sender":"user-a"}');
+  });
+
   test('every request is signed with SigV4 for execute-api, at the stage path', async () => {
     const chat = await Chat.start();
     const a = await chat.connect('user-a');

@@ -105,6 +105,14 @@ test('to one connection whose token has expired: skipped, as broadcasts and send
   expect(output.logs()).toContainEqual(expect.objectContaining({ event: 'post_skipped_expired', connectionId: expired }));
 });
 
+test('a JSON string payload keeps the message text as written: numbers survive unchanged', async () => {
+  const { publish, connect } = await start();
+  const id = await connect('alice');
+  const message = '{"id":123456789012345678901234567890,"huge":1e400,"nested":{"x":[1.0]}}';
+  expect(await publish(`{"to":{"connectionId":"${id}"},"message":${message},"sender":"orders"}`)).toEqual({ ...zero, delivered: 1 });
+  expect(server.received(id)).toEqual([`{"message":${message},"sender":"orders"}`]);
+});
+
 test('a JSON string payload is accepted too (as some SDKs pass it)', async () => {
   const { publish, connect } = await start();
   const id = await connect('alice');

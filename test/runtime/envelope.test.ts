@@ -13,14 +13,31 @@ function rejection(body: string | undefined): { code: string; message: string } 
 
 describe('parseClientFrame', () => {
   test('reads broadcast, send and ping', () => {
-    expect(parseClientFrame('{"action":"broadcast","message":"Hello everyone"}')).toEqual({ action: 'broadcast', message: 'Hello everyone' });
-    expect(parseClientFrame('{"action":"send","to":"u2","message":{"n":1}}')).toEqual({ action: 'send', to: 'u2', message: { n: 1 } });
+    expect(parseClientFrame('{"action":"broadcast","message":"Hello everyone"}')).toEqual({ action: 'broadcast', messageJson: '"Hello everyone"' });
+    expect(parseClientFrame('{"action":"send","to":"u2","message":{"n":1}}')).toEqual({ action: 'send', to: 'u2', messageJson: '{"n":1}' });
     expect(parseClientFrame('{"action":"ping"}')).toEqual({ action: 'ping' });
   });
 
   test('any JSON is a message, null included', () => {
-    expect(parseClientFrame('{"action":"broadcast","message":null}')).toEqual({ action: 'broadcast', message: null });
-    expect(parseClientFrame('{"action":"broadcast","message":[1,"two",false]}')).toEqual({ action: 'broadcast', message: [1, 'two', false] });
+    expect(parseClientFrame('{"action":"broadcast","message":null}')).toEqual({ action: 'broadcast', messageJson: 'null' });
+    expect(parseClientFrame('{"action":"broadcast","message":[1,"two",false]}')).toEqual({ action: 'broadcast', messageJson: '[1,"two",false]' });
+  });
+
+  test.each([
+    ['1e400 (Infinity once parsed, null once serialised again)', '1e400'],
+    ['a 30-digit integer', '123456789012345678901234567890'],
+    ['-0 and 1.0', '[-0,1.0,1E+2,0.1000000000000000055511151231257827]'],
+    ['a nested object with big numbers, escapes and key order', '{"z":1e400,"a":{"id":123456789012345678901234567890,"s":"\\u00e9\\n\\"q\\""},"list":[ 1 , 2 ]}'],
+    ['a string with brackets and quotes', '"}]\\",{["'],
+  ])('keeps the JSON text of message exactly: %s', (_case, messageJson) => {
+    const body = `{ "action" : "broadcast",\n  "message" : ${messageJson} }`;
+    expect(parseClientFrame(body)).toEqual({ action: 'broadcast', messageJson });
+    const sent = parseClientFrame(`{"action":"send","message":${messageJson},"to":"u2"}`);
+    expect(sent).toEqual({ action: 'send', to: 'u2', messageJson });
+  });
+
+  test('a repeated message key takes the last value, as JSON.parse does', () => {
+    expect(parseClientFrame('{"action":"broadcast","message":1,"message":{"x":[2]}}')).toEqual({ action: 'broadcast', messageJson: '{"x":[2]}' });
   });
 
   test.each([
@@ -68,8 +85,15 @@ describe('parseClientFrame', () => {
 
 describe('server frames', () => {
   test('a message frame carries the message and the sender', () => {
-    expect(JSON.parse(messageFrame('Hello everyone', 'user-a'))).toEqual({ message: 'Hello everyone', sender: 'user-a' });
-    expect(messageFrame({ nested: [1] }, 'user-a')).toBe('{"message":{"nested":[1]},"sender":"user-a"}');
+    expect(JSON.parse(messageFrame('"Hello everyone"', 'user-a'))).toEqual({ message: 'Hello everyone', sender: 'user-a' });
+    expect(messageFrame('{"nested":[1]}', 'user-a')).toBe('{"message":{"nested":[1]},"sender":"user-a"}');
+  });
+
+  test('the message text goes out as the client wrote it; the sender is escaped', () => {
+    const body = '{"action":"broadcast","message":{"big":123456789012345678901234567890,"inf":1e400}}';
+    const request = parseClientFrame(body);
+    if (request.action !== 'broadcast') throw new Error('not a broadcast');
+    expect(messageFrame(request.messageJson, 'a"b')).toBe('{"message":{"big":123456789012345678901234567890,"inf":1e400},"sender":"a\\"b"}');
   });
 
   test('a pong frame', () => {
@@ -82,7 +106,7 @@ describe('server frames', () => {
 
   test('an outgoing frame over 128 KB is refused as TooLarge', () => {
     const sender = 'user-with-a-rather-long-identifier-0123456789';
-    const message = 'x'.repeat(Defaults.MAX_MESSAGE_BYTES - 40);
+    const message = JSON.stringify('x'.repeat(Defaults.MAX_MESSAGE_BYTES - 40));
     expect(() => messageFrame(message, sender)).toThrow(expect.objectContaining({ code: 'TooLarge' }));
   });
 });
