@@ -22,6 +22,8 @@ export interface DeliveryResult {
   readonly payloadTooLarge?: boolean;
   /** False when an inline send ran out of time before every recipient was reached. */
   readonly complete?: boolean;
+  /** Recipients pulled but not reached before the deadline (counted in `failed`); absent when none. */
+  readonly cutOff?: number;
 }
 
 /** A task on the fan-out queue: one scan segment (from a cursor), or listed connections (a redriven failure). */
@@ -100,13 +102,15 @@ export class Delivery {
   async toAll(payload: string, deadline?: number): Promise<DeliveryResult> {
     if (this.queueUrl) return { ...ZERO, queued: await this.enqueueSegments(payload) };
     const result = await this.fanOut.send(this.store.all(this.segments), payload, { deadline });
-    if (!result.complete) logEvent('error', 'fan_out_incomplete', { ...counts(result), hint: 'use FanOut.queue() for audiences this large' });
+    reportIncomplete(result, 'all');
     return publicResult(result);
   }
 
-  /** Every live connection of `userId`. */
+  /** Every live connection of `userId`, until `deadline`; a send cut off by it is logged (`fan_out_incomplete`). */
   async toUser(userId: string, payload: string, deadline?: number): Promise<DeliveryResult> {
-    return publicResult(await this.fanOut.send(this.store.ofUser(userId), payload, { deadline }));
+    const result = await this.fanOut.send(this.store.ofUser(userId), payload, { deadline });
+    reportIncomplete(result, 'user');
+    return publicResult(result);
   }
 
   /** One connection, e.g. a reply to the sender. */
@@ -220,8 +224,24 @@ function publicResult(result: FanOutResult): DeliveryResult {
   return {
     ...counts(result),
     ...(result.payloadTooLarge ? { payloadTooLarge: true } : {}),
-    ...(result.complete ? {} : { complete: false }),
+    ...(result.complete && result.cutOff === 0 ? {} : { complete: false }),
+    ...(result.cutOff > 0 ? { cutOff: result.cutOff } : {}),
   };
+}
+
+/**
+ * An inline send the deadline cut short, whether before every recipient was pulled or while some
+ * still waited for a rate slot or a retry, is an error in the log, never dropped in silence.
+ */
+function reportIncomplete(result: FanOutResult, to: 'all' | 'user'): void {
+  if (result.complete && result.cutOff === 0) return;
+  logEvent('error', 'fan_out_incomplete', {
+    to,
+    ...counts(result),
+    cutOff: result.cutOff,
+    allPulled: result.complete,
+    ...(to === 'all' ? { hint: 'use FanOut.queue() for audiences this large' } : {}),
+  });
 }
 
 async function* listed(ids: readonly string[]): AsyncGenerator<string> {

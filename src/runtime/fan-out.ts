@@ -23,6 +23,11 @@ export interface FanOutResult {
   readonly payloadTooLarge: boolean;
   /** False when the deadline stopped the send before every recipient was pulled. */
   readonly complete: boolean;
+  /**
+   * Recipients pulled but given up on because the deadline came before their next attempt (a rate
+   * slot, a backoff or a retry would have run past it). Counted in `failed` too.
+   */
+  readonly cutOff: number;
 }
 
 /** What became of one post. */
@@ -59,7 +64,12 @@ export interface FanOutOptions {
 
 /** Per-send options. */
 export interface SendOptions {
-  /** Epoch milliseconds after which no recipient is pulled and no retry started. @default none */
+  /**
+   * Epoch milliseconds after which no recipient is pulled, no attempt or retry started, and nothing
+   * waited for: a rate limiter slot or a backoff that would end past it is not waited for (the
+   * recipient is counted `cutOff`). Posts under way finish, each within the post timeout, so the
+   * send returns at most one post timeout after it (callers keep that margin). @default none
+   */
   readonly deadline?: number;
   /** Told each recipient that ends failed, e.g. to keep it in a dead-letter queue. */
   readonly onFailed?: (connectionId: string) => void;
@@ -181,7 +191,12 @@ export class FanOut {
     let throttledAttempts = 0;
     let failedAttempts = 0;
     for (let attempt = 1; ; attempt++) {
-      await this.rate.acquire();
+      // No rate slot before the deadline, or no time left for an attempt: this recipient is not
+      // reached, and neither would the next ones be, so the run stops pulling.
+      if (!(await this.rate.acquire(run.deadline)) || Date.now() >= run.deadline) {
+        run.outOfTime = true;
+        return this.cutOff(run);
+      }
       const answer = await this.attempt(connectionId, data);
       // Any answer but 429 got through the throttle (a 410 or a 500 used up its share of the rate as
       // much as a 200): counting only 200s set the rate after a throttle below what the API allows.
@@ -200,13 +215,23 @@ export class FanOut {
       const retryable = throttled || !('status' in answer) || answer.status >= 500;
       const exhausted = throttled ? ++throttledAttempts >= this.maxThrottledAttempts : ++failedAttempts >= this.maxFailedAttempts;
       const delay = this.backoff(attempt);
-      if (!retryable || exhausted || Date.now() + delay >= run.deadline) {
+      if (!retryable || exhausted) {
         logEvent('warn', 'post_failed', { connectionId, error: 'status' in answer ? answer.errorType ?? `HTTP ${answer.status}` : answer.error, attempts: attempt });
         return 'failed';
       }
+      if (Date.now() + delay >= run.deadline) return this.cutOff(run);
       run.retried += 1;
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
+  }
+
+  /**
+   * The deadline leaves no time for the next attempt: the recipient ends failed, counted as cut off.
+   * Not logged one by one (a storm would cut off thousands): the caller reports the count.
+   */
+  private cutOff(run: Run): 'failed' {
+    run.cutOff += 1;
+    return 'failed';
   }
 
   /** One POST, bounded by the timeout; a thrown error becomes its name. */
@@ -239,6 +264,9 @@ class Run {
   failed = 0;
   retried = 0;
   throttled = 0;
+  cutOff = 0;
+  /** Set when the rate limiter had no slot left before the deadline. */
+  outOfTime = false;
   payloadTooLarge = false;
   complete = true;
   /** Gone ids not yet handed to the batch delete. */
@@ -248,7 +276,7 @@ class Run {
   constructor(readonly deadline: number, private readonly onFailed?: (connectionId: string) => void) {}
 
   stopped(): boolean {
-    return this.payloadTooLarge || Date.now() >= this.deadline;
+    return this.payloadTooLarge || this.outOfTime || Date.now() >= this.deadline;
   }
 
   record(connectionId: string, outcome: PostOutcome | 'tooLarge'): void {
@@ -280,6 +308,7 @@ class Run {
       throttled: this.throttled,
       payloadTooLarge: this.payloadTooLarge,
       complete: this.complete,
+      cutOff: this.cutOff,
     };
   }
 }

@@ -66,16 +66,22 @@ export class SendRate {
     if (this.now() - this.lastThrottle > FORGET_MS) this.current = this.maxRate;
   }
 
-  /** Resolves when the next send may go. */
-  async acquire(): Promise<void> {
-    if (this.current === Number.POSITIVE_INFINITY) return;
+  /**
+   * Resolves to true when the next send may go, or at once to false when its slot would come at or
+   * after `deadline` (epoch milliseconds): a send that may not go takes no slot, and nobody waits
+   * past the deadline for one.
+   */
+  async acquire(deadline: number = Number.POSITIVE_INFINITY): Promise<boolean> {
     const now = this.now();
+    if (this.current === Number.POSITIVE_INFINITY) return now < deadline;
     const interval = 1000 / this.current;
     // A small burst allowance (50 ms worth) absorbs timer jitter without exceeding the rate on average.
     const slot = Math.max(this.nextSlot, now - 50);
+    if (slot >= deadline) return false;
     this.nextSlot = slot + interval;
     const wait = slot - now;
     if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    return true;
   }
 
   /** A send went through. */

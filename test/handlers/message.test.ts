@@ -202,6 +202,33 @@ describe('broadcast', () => {
   });
 });
 
+describe('broadcast under a throttling storm', () => {
+  test('with 60% of posts answered 429, an inline broadcast ends by its deadline, long before the function times out, and logs fan_out_incomplete', async () => {
+    await server.stop();
+    server = await ConnectionsServer.start({ postLatencyMs: 2, throttledShare: 0.6 });
+    // A post timeout of 500 ms makes the handler keep 3.5 s free: with 5 s left, its deadline is 1.5 s away.
+    const chat = await Chat.start({ [Env.POST_TIMEOUT_MS]: '500' });
+    const ids: string[] = [];
+    for (let i = 0; i < 600; i++) ids.push(await chat.connect(`user-${i}`));
+    const handler = (chat as unknown as { handler: (event: WebSocketEvent, context: object) => Promise<unknown> }).handler;
+    const started = Date.now();
+    const remaining = 5_000;
+    const context = { getRemainingTimeInMillis: () => remaining - (Date.now() - started) };
+
+    await handler(routeEvent('MESSAGE', ids[0], authorizedAs('user-0'), '{"action":"broadcast","message":"storm"}'), context);
+
+    const elapsed = Date.now() - started;
+    // The deadline (1.5 s) plus at most one post under way (500 ms) and the bookkeeping after it.
+    expect(elapsed).toBeLessThan(1_500 + 500 + 400);
+    const incomplete = output.logs().find((line) => line.event === 'fan_out_incomplete');
+    expect(incomplete).toMatchObject({ level: 'error', to: 'all', cutOff: expect.any(Number) });
+    expect(incomplete!.cutOff).toBeGreaterThan(0);
+    expect(incomplete!.delivered).toBe(server.recipients().length);
+    const summary = output.logs().find((line) => line.event === 'fan_out');
+    expect(summary).toMatchObject({ complete: false, cutOff: incomplete!.cutOff, delivered: incomplete!.delivered });
+  });
+});
+
 describe('send', () => {
   test('reaches each of the user\'s connections and no one else', async () => {
     const chat = await Chat.start();

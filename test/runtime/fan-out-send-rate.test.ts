@@ -62,3 +62,23 @@ test('acquire paces sends at the rate', async () => {
   // 16 sends at 100/s: 150 ms, less the 50 ms burst allowance.
   expect(Date.now() - started).toBeGreaterThanOrEqual(90);
 });
+
+test('acquire never waits past a deadline: a slot at or after it is refused at once and not taken', async () => {
+  const c = clock();
+  const rate = new SendRate({ maxRate: 10, now: c.now }); // a slot every 100 ms
+  const deadline = c.now() + 250;
+  const granted: boolean[] = [];
+  for (let i = 0; i < 6; i++) granted.push(await rate.acquire(deadline)); // granted slots wait real timers (at most 150 ms)
+  // Slots at -50 (burst), 50, 150 and 250 ms: the one at the deadline and later are refused.
+  expect(granted).toEqual([true, true, true, false, false, false]);
+  // Refused slots were not taken: without a deadline the next slot is the one at 250 ms.
+  c.advance(250);
+  expect(await rate.acquire()).toBe(true);
+  expect(await rate.acquire(c.now() + 50)).toBe(false); // the next slot is 100 ms away
+});
+
+test('acquire with no ceiling only says whether the deadline has passed', async () => {
+  const rate = new SendRate();
+  expect(await rate.acquire(Date.now() + 1_000)).toBe(true);
+  expect(await rate.acquire(Date.now() - 1)).toBe(false);
+});

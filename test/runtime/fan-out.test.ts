@@ -68,7 +68,7 @@ async function* each(ids: readonly string[]): AsyncGenerator<string> {
 }
 
 const counts = (delivered: number, gone: number, failed: number, more: { retried?: number; throttled?: number } = {}) =>
-  ({ delivered, gone, failed, retried: more.retried ?? 0, throttled: more.throttled ?? 0, payloadTooLarge: false, complete: true });
+  ({ delivered, gone, failed, retried: more.retried ?? 0, throttled: more.throttled ?? 0, payloadTooLarge: false, complete: true, cutOff: 0 });
 
 test('delivers the payload, byte for byte, to every recipient', async () => {
   const ids = openConnections(20);
@@ -140,6 +140,7 @@ describe('against dynalite with a share of 410, 429, 5xx and hanging posts', () 
       throttled: 80,
       payloadTooLarge: false,
       complete: true,
+      cutOff: 0,
     });
     expect(result.delivered + result.gone + result.failed).toBe(ids.length);
     for (const id of ids.slice(40)) expect(server.received(id)).toEqual(['{"message":"storm"}']); // exactly once here
@@ -250,6 +251,27 @@ test('a deadline stops pulling recipients, lets the posts under way finish, and 
   expect(result.delivered).toBeGreaterThan(0);
   expect(result.delivered).toBeLessThan(200);
   expect(server.recipients()).toHaveLength(result.delivered);
+});
+
+test('under 60% 429s, the send returns by its deadline (rate limiter and backoff waits included) and reports who was not reached', async () => {
+  transport.destroy();
+  await server.stop();
+  await startServer({ postLatencyMs: 5, throttledShare: 0.6 });
+  const ids = openConnections(1000);
+  // The production backoff (50 ms doubling to 2 s) and throttle budget: the waits a storm causes are real.
+  const engine = new FanOut({ transport, staleConnections: { removeAll: async () => undefined }, concurrency: 100 });
+  const started = Date.now();
+  const deadline = started + 1_000;
+  const result = await engine.send(each(ids), 'hi', { deadline });
+  const overrun = Date.now() - deadline;
+  expect(overrun).toBeLessThan(250);
+  expect(result.throttled).toBeGreaterThan(0);
+  expect(result.cutOff).toBeGreaterThan(0);
+  // Every recipient pulled is accounted for once; the ones the deadline cut off are among the failed.
+  expect(server.recipients().length).toBe(result.delivered);
+  expect(result.failed).toBeGreaterThanOrEqual(result.cutOff);
+  expect(result.delivered + result.failed).toBeLessThanOrEqual(1000);
+  await server.idle(1_000);
 });
 
 test('a deadline that comes after the last recipient leaves the send complete', async () => {

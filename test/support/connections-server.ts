@@ -33,6 +33,8 @@ export interface ConnectionsServerOptions {
   readonly postLatencyMs?: number;
   /** A rate ceiling like the account throttle: POSTs over this many per second answer 429. @default none */
   readonly maxPostsPerSecond?: number;
+  /** The share of POSTs (0 to 1, drawn at random) answered 429, as under a throttling storm. @default 0 */
+  readonly throttledShare?: number;
 }
 
 const MAX_PAYLOAD_BYTES = 131_072;
@@ -67,6 +69,7 @@ export class ConnectionsServer {
   private readonly faults = new Map<string, FaultPlan>();
   private inFlight = 0;
   private readonly maxPostsPerSecond: number;
+  private readonly throttledShare: number;
   private tokens: number;
   private tokensAt = Date.now();
 
@@ -74,6 +77,7 @@ export class ConnectionsServer {
     this.stage = options.stage ?? 'dev';
     this.postLatencyMs = options.postLatencyMs ?? 0;
     this.maxPostsPerSecond = options.maxPostsPerSecond ?? Number.POSITIVE_INFINITY;
+    this.throttledShare = options.throttledShare ?? 0;
     this.tokens = this.maxPostsPerSecond / 10; // a burst of 100 ms worth
   }
 
@@ -168,7 +172,7 @@ export class ConnectionsServer {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       seen.body = body;
-      if (!this.withinRate()) {
+      if (!this.withinRate() || Math.random() < this.throttledShare) {
         setTimeout(() => error(res, 429, 'LimitExceededException', 'Rate exceeded'), this.postLatencyMs);
         return;
       }
