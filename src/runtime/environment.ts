@@ -130,6 +130,13 @@ export const Defaults = {
   TOKEN_SUBPROTOCOL: 'authws',
   JWKS_TIMEOUT_MS: 3_000,
   JWKS_COOLDOWN_MS: 30_000,
+  /**
+   * An HMAC secret older than this is read again on next use (a failed read keeps the old one): a
+   * rotated secret stops verifying tokens in warm containers within this time.
+   */
+  SECRET_MAX_AGE_MS: 5 * 60 * 1000,
+  /** After a read of the HMAC secret, a bad signature triggers no other read for this long. */
+  SECRET_REFRESH_COOLDOWN_MS: 30_000,
   /** A key set older than this is refetched on next use (a failed refetch keeps the old one). */
   JWKS_MAX_AGE_MS: 60 * 60 * 1000,
   /** Longer tokens are refused before any parsing. */

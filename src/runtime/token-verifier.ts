@@ -33,6 +33,11 @@ export interface TokenVerifierOptions {
   readonly location: TokenLocation;
   /** Called once the token parsed and its algorithm is allowed: a bad token never costs a key fetch. */
   readonly key: KeyResolver;
+  /**
+   * Called when a signature does not verify; resolving to true (the key changed, e.g. a rotated
+   * secret) verifies the token once more. @default none
+   */
+  readonly refreshKey?: () => Promise<boolean>;
   /** JWS algorithms accepted; anything else (including `none`) is refused. */
   readonly algorithms: readonly string[];
   readonly issuer?: string;
@@ -114,9 +119,11 @@ export class TokenVerifier {
     }
 
     let key: KeyResolver;
+    let refreshKey: (() => Promise<boolean>) | undefined;
     if (secretArn) {
       const source = hmacKeySource(secretArn);
       key = (header) => source.verificationKey(header.alg ?? '');
+      refreshKey = () => source.refreshAfterFailure();
     } else {
       key = jwksKeySource(jwksUrl!, {
         timeoutMs: positiveIntegerSetting(env, Env.AUTH_JWKS_TIMEOUT_MS, Defaults.JWKS_TIMEOUT_MS),
@@ -133,6 +140,7 @@ export class TokenVerifier {
     return new TokenVerifier({
       location: parseTokenLocation(optionalSetting(env, Env.AUTH_TOKEN_LOCATION) ?? `header:${Defaults.TOKEN_HEADER}`),
       key,
+      refreshKey,
       algorithms,
       issuer: optionalSetting(env, Env.AUTH_ISSUER),
       // A Cognito id token names its app client in `aud`; an access token in `client_id`.
@@ -206,14 +214,20 @@ export class TokenVerifier {
   }
 
   private async verifySignatureAndClaims(token: string): Promise<JWTPayload> {
+    const verify = async () => (await jwtVerify(token, this.options.key, {
+      algorithms: [...this.options.algorithms],
+      issuer: this.options.issuer,
+      audience: this.options.audience ? [...this.options.audience] : undefined,
+      clockTolerance: this.options.clockToleranceSeconds,
+    })).payload;
     try {
-      const { payload } = await jwtVerify(token, this.options.key, {
-        algorithms: [...this.options.algorithms],
-        issuer: this.options.issuer,
-        audience: this.options.audience ? [...this.options.audience] : undefined,
-        clockTolerance: this.options.clockToleranceSeconds,
-      });
-      return payload;
+      try {
+        return await verify();
+      } catch (err) {
+        // A rotated secret: tokens signed with the new one fail against the old until it is read again.
+        if (err instanceof errors.JWSSignatureVerificationFailed && this.options.refreshKey && await this.options.refreshKey()) return await verify();
+        throw err;
+      }
     } catch (err) {
       if (err instanceof KeyUnavailableError) throw new TokenRefusedError('KEY_UNAVAILABLE', err.reason, 'unavailable');
       if (err instanceof errors.JOSEError) {

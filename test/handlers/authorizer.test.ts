@@ -182,6 +182,49 @@ describe('the secret', () => {
     expect(secrets.calls).toBe(before + 1);
   });
 
+  describe('rotation, in a warm container', () => {
+    const OLD = 'the-old-secret-that-leaked-0123456789abcdef';
+    const NEW = 'the-new-secret-after-rotation-0123456789abcdef';
+    let clock: number;
+    let arn: string;
+    let authorize: Authorizer;
+    const advance = (ms: number) => { clock += ms; };
+    const allowed = async (secret: string) => authorize(withHeader(await signToken({ sub: 'u' }, { secret }))).then(() => true, () => false);
+
+    beforeEach(async () => {
+      clock = Date.now();
+      jest.spyOn(Date, 'now').mockImplementation(() => clock);
+      arn = secrets.put(`rotating-${Math.random().toString(36).slice(2)}`, OLD);
+      authorize = coldStart({ [Env.AUTH_SECRET_ARN]: arn });
+      expect(await allowed(OLD)).toBe(true); // the container has read the old secret
+      secrets.put(arn.replace(/^.*:secret:(.*)-AbCdEf$/, '$1'), NEW); // rotated
+    });
+
+    afterEach(() => jest.restoreAllMocks());
+
+    test('without new tokens, the old secret stops working once the cached one is 5 minutes old', async () => {
+      advance(4 * 60_000);
+      expect(await allowed(OLD)).toBe(true); // still within the window
+      advance(60_000 + 1);
+      expect(await allowed(OLD)).toBe(false);
+      expect(await allowed(NEW)).toBe(true);
+    });
+
+    test('a token signed with the new secret makes it read the secret again (once per 30 s), after which the old one is refused', async () => {
+      // Within the cooldown of the first read: the new token is refused and no read is made.
+      const before = secrets.calls;
+      expect(await allowed(NEW)).toBe(false);
+      expect(secrets.calls).toBe(before);
+      advance(30_000);
+      expect(await allowed(NEW)).toBe(true);
+      expect(secrets.calls).toBe(before + 1);
+      expect(await allowed(OLD)).toBe(false);
+      // A flood of bad signatures costs no more reads within the cooldown.
+      for (let i = 0; i < 5; i++) expect(await allowed('an-attackers-guess-0123456789abcdef')).toBe(false);
+      expect(secrets.calls).toBe(before + 1);
+    });
+  });
+
   test('a refused connect without a token does not fetch it', async () => {
     const authorize = coldStart();
     const before = secrets.calls;

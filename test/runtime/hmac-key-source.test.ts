@@ -48,6 +48,59 @@ test('a failed fetch is not cached: the next call tries again', async () => {
   expect(secrets.calls).toBe(afterOutage + 1);
 });
 
+describe('re-reading the secret', () => {
+  let clock = 1_000_000;
+  const now = () => clock;
+
+  test('after the max age only; a failed re-read keeps the old key and waits out the cooldown', async () => {
+    const arn = secrets.put('max-age', 'v1');
+    const source = new HmacKeySource(arn, { maxAgeMs: 300_000, refreshCooldownMs: 30_000, now });
+    const first = await source.key();
+    const before = secrets.calls;
+    clock += 299_999;
+    expect(await source.key()).toBe(first);
+    expect(secrets.calls).toBe(before);
+
+    secrets.put('max-age', 'v2');
+    clock += 1;
+    expect((await source.key()).equals(createSecretKey(Buffer.from('v2', 'utf8')))).toBe(true);
+    expect(secrets.calls).toBe(before + 1);
+
+    clock += 300_000;
+    secrets.setOutage(true);
+    try {
+      const kept = await source.key();
+      expect(kept.equals(createSecretKey(Buffer.from('v2', 'utf8')))).toBe(true);
+      const afterFailure = secrets.calls;
+      clock += 10_000;
+      await source.key(); // within the cooldown: no new read
+      expect(secrets.calls).toBe(afterFailure);
+    } finally {
+      secrets.setOutage(false);
+    }
+    clock += 20_000;
+    await source.key();
+    expect(secrets.calls).toBeGreaterThan(before + 1);
+  });
+
+  test('refreshAfterFailure reads again at most once per cooldown and says whether the key changed', async () => {
+    const arn = secrets.put('on-failure', 'v1');
+    const source = new HmacKeySource(arn, { maxAgeMs: 300_000, refreshCooldownMs: 30_000, now });
+    expect(await source.refreshAfterFailure()).toBe(false); // nothing read yet: nothing to refresh
+    const v1 = await source.verificationKey('HS256');
+    const before = secrets.calls;
+    expect(await source.refreshAfterFailure()).toBe(false); // within the cooldown
+    expect(secrets.calls).toBe(before);
+    clock += 30_000;
+    expect(await source.refreshAfterFailure()).toBe(false); // read again, unchanged
+    expect(secrets.calls).toBe(before + 1);
+    secrets.put('on-failure', 'v2');
+    clock += 30_000;
+    expect(await source.refreshAfterFailure()).toBe(true);
+    expect(await source.verificationKey('HS256')).not.toBe(v1); // imported again for the new value
+  });
+});
+
 test('a secret that does not exist is an error, not an empty key', async () => {
   await expect(new HmacKeySource('arn:aws:secretsmanager:us-east-1:123456789012:secret:missing').key())
     .rejects.toMatchObject({ name: 'KeyUnavailableError', reason: 'ResourceNotFoundException' });
