@@ -5,8 +5,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AuthenticatedWebSocketApi, FanOut, RouteTarget, TokenLocation, WebSocketAuth } from '../src';
-import { renderTemplate } from '../src/local/request-template';
 import { fullyConfigured, logicalId, newStack, quickStart, statementsOf } from './support/stacks';
+import { renderTemplate } from '../src/local/request-template';
 
 const actionsOf = (statements: Array<Record<string, any>>): string[] =>
   statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action])).sort();

@@ -56,8 +56,9 @@ function endOfValue(text: string, i: number): number {
         j = endOfString(text, j);
         continue;
       }
-      if (ch === '{' || ch === '[') depth++;
-      else if (ch === '}' || ch === ']') {
+      if (ch === '{' || ch === '[') {
+        depth++;
+      } else if (ch === '}' || ch === ']') {
         depth--;
         if (depth === 0) return j + 1;
       }

@@ -106,7 +106,7 @@ describe('broadcast', () => {
     const message = '{"huge":1e400,"id":123456789012345678901234567890,"nested":{"price":0.1000000000000000055511151231257827,"list":[1.0,-0]}}';
     await chat.frame(a, `{"action":"broadcast","message":${message}}`);
     expect(server.received(b)).toEqual([`{"message":${message},"sender":"user-a"}`]);
-    await chat.frame(a, `{"action":"send","to":"user-b","message":123456789012345678901234567890}`);
+    await chat.frame(a, '{"action":"send","to":"user-b","message":123456789012345678901234567890}');
     expect(server.received(b).at(-1)).toBe('{"message":123456789012345678901234567890,"sender":"user-a"}');
   });
 

@@ -42,7 +42,8 @@ async function start(): Promise<{ publish: Publisher; connect: (userId: string, 
   const store = new ConnectionStore({ client: dynamo.client, tableName });
   const connect = async (userId: string, expiresAt?: number) => {
     const connectionId = newConnectionId();
-    await store.register(connectionRow({ connectionId, connectedAt: Date.now() }, { userId, expiresAt, claims: {} }, Defaults.CONNECTION_TTL_SECONDS));
+    const row = connectionRow({ connectionId, connectedAt: Date.now() }, { userId, expiresAt, claims: {} }, Defaults.CONNECTION_TTL_SECONDS);
+    await store.register(row);
     server.connect(connectionId);
     return connectionId;
   };
