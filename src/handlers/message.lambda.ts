@@ -50,12 +50,12 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
         logFanOut(request.action, await delivery.toUser(request.to, messageFrame(request.messageJson, sender.userId), deadline));
         break;
       case 'ping':
-        await delivery.toConnection(connectionId, pongFrame());
+        await delivery.toConnection(connectionId, pongFrame(), deadline);
         break;
       case 'reauth':
         verifier ??= TokenVerifier.fromEnvironment(process.env);
         await delivery.toConnection(connectionId,
-          await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token));
+          await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token), deadline);
         break;
     }
   } catch (err) {
@@ -66,7 +66,7 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
       logEvent('info', 'connection_expired', { outcome });
       return;
     }
-    await delivery.toConnection(connectionId, errorFrame(err.code, err.message));
+    await delivery.toConnection(connectionId, errorFrame(err.code, err.message), deadline);
   }
 }
 

@@ -35,7 +35,7 @@ async function publish(event: unknown, context?: InvocationContext): Promise<Del
     const frame = publishedFrame(parsed);
     const result = 'all' in parsed.to ? await delivery.toAll(frame, deadline)
       : 'userId' in parsed.to ? await delivery.toUser(parsed.to.userId, frame, deadline)
-        : await delivery.toLiveConnection(parsed.to.connectionId, frame);
+        : await delivery.toLiveConnection(parsed.to.connectionId, frame, deadline);
     addDeliveryMetrics(result);
     logEvent('info', 'publish', { to, ...result });
     return result;

@@ -113,9 +113,9 @@ export class Delivery {
     return publicResult(result);
   }
 
-  /** One connection, e.g. a reply to the sender. */
-  async toConnection(connectionId: string, payload: string): Promise<DeliveryResult> {
-    const outcome: PostOutcome = await this.fanOut.sendTo(connectionId, payload);
+  /** One connection, e.g. a reply to the sender; no retry waits past `deadline` when given. */
+  async toConnection(connectionId: string, payload: string, deadline?: number): Promise<DeliveryResult> {
+    const outcome: PostOutcome = await this.fanOut.sendTo(connectionId, payload, deadline);
     return { ...ZERO, [outcome]: 1 };
   }
 
@@ -124,12 +124,12 @@ export class Delivery {
    * has expired, as broadcasts and sends skip such rows. A connection without a row is posted to
    * (API Gateway answers 410 for one that is gone).
    */
-  async toLiveConnection(connectionId: string, payload: string): Promise<DeliveryResult> {
+  async toLiveConnection(connectionId: string, payload: string, deadline?: number): Promise<DeliveryResult> {
     if (await this.store.state(connectionId) === 'expired') {
       logEvent('info', 'post_skipped_expired', { connectionId });
       return ZERO;
     }
-    return this.toConnection(connectionId, payload);
+    return this.toConnection(connectionId, payload, deadline);
   }
 
   /**

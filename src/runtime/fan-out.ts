@@ -174,9 +174,9 @@ export class FanOut {
     return run.result();
   }
 
-  /** Posts `payload` to one connection, e.g. a reply or an error frame to the sender. */
-  async sendTo(connectionId: string, payload: string): Promise<PostOutcome> {
-    const run = new Run(Number.POSITIVE_INFINITY);
+  /** Posts `payload` to one connection, e.g. a reply or an error frame to the sender, until `deadline` (epoch ms). */
+  async sendTo(connectionId: string, payload: string, deadline: number = Number.POSITIVE_INFINITY): Promise<PostOutcome> {
+    const run = new Run(deadline);
     const outcome = await this.deliver(connectionId, Buffer.from(payload, 'utf8'), run);
     run.record(connectionId, outcome);
     this.flushGone(run);

@@ -326,6 +326,18 @@ test('sendTo reports what became of a single post and deletes a gone row', async
   expect(removed).toEqual([['unknownId000000=']]);
 });
 
+test('sendTo retries a throttled post only while its deadline allows', async () => {
+  const [id] = openConnections(1);
+  server.inject(id, 'throttled');
+  const started = Date.now();
+  // Production backoff: 8 throttled attempts would wait seconds; the deadline ends it after ~300 ms.
+  const engine = new FanOut({ transport, staleConnections: { removeAll: async () => undefined } });
+  expect(await engine.sendTo(id, 'pong', started + 300)).toBe('failed');
+  expect(Date.now() - started).toBeLessThan(300 + 150);
+  expect(await engine.sendTo(id, 'pong', Date.now() - 1)).toBe('failed');
+  expect(server.attempts(id)).toBeLessThan(8);
+});
+
 describe('the connections server speaks the real wire format', () => {
   test('GET answers the connection with ISO dates; DELETE answers 204 and the connection is gone', async () => {
     const client = new ApiGatewayManagementApiClient({ endpoint: server.callbackUrl });
