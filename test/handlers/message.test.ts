@@ -219,7 +219,7 @@ describe('broadcast under a throttling storm', () => {
 
     const elapsed = Date.now() - started;
     // The deadline (1.5 s) plus at most one post under way (500 ms) and the bookkeeping after it.
-    expect(elapsed).toBeLessThan(1_500 + 500 + 400);
+    expect(elapsed).toBeLessThan(1_500 + 500 + 1_000); // it took 12.9 s before waits respected the deadline
     const incomplete = output.logs().find((line) => line.event === 'fan_out_incomplete');
     expect(incomplete).toMatchObject({ level: 'error', to: 'all', cutOff: expect.any(Number) });
     expect(incomplete!.cutOff).toBeGreaterThan(0);
