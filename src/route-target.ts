@@ -37,7 +37,9 @@ export interface HttpRouteOptions {
   /**
    * A Velocity mapping template for the request body (not used with `proxy`).
    * `$context.connectionId`, `$context.eventType`, `$context.routeKey`, `$context.authorizer.userId`
-   * and `$input.body` are the usual ingredients.
+   * and `$input.body` are the usual ingredients. API Gateway inserts `$context` values raw: inside a
+   * JSON string write `$util.escapeJavaScript($context.authorizer.userId).replaceAll("\\'","'")`,
+   * as `HTTP_DEFAULT_TEMPLATE` does, or a user id with a `"` can forge fields.
    * @default RouteTarget.HTTP_DEFAULT_TEMPLATE
    */
   readonly template?: string;
