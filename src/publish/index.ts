@@ -38,6 +38,8 @@ export interface PublishResult {
   readonly payloadTooLarge?: boolean;
   /** False when the publisher ran out of time before every recipient was reached. */
   readonly complete?: boolean;
+  /** Recipients the deadline cut off (counted in `failed` too); absent when none. */
+  readonly cutOff?: number;
 }
 
 /** Options of `publish`. */
