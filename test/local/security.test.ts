@@ -115,3 +115,13 @@ describe('validly signed but odd tokens get 401, never a connection or a 500', (
     expect(await statusOf({ sub: 'forever', exp: 1e300 }, null)).toBe(401);
   });
 });
+
+describe('messages keep their text', () => {
+  test('1e400, a 30-digit integer and a nested object reach another client exactly as sent', async () => {
+    const sender = await connectAs('numbers-sender');
+    const recipient = await connectAs('numbers-recipient');
+    const message = '{"huge":1e400,"id":123456789012345678901234567890,"nested":{"price":0.10000000000000000555,"list":[1.0,-0,2E+3]}}';
+    sender.send(`{"action":"send","to":"numbers-recipient","message":${message}}`);
+    expect(await recipient.next()).toBe(`{"message":${message},"sender":"numbers-sender"}`);
+  });
+});
