@@ -194,8 +194,11 @@ export abstract class WebSocketAuth {
   /**
    * Tokens signed with a shared secret (HS256 by default), held in Secrets Manager.
    *
-   * The secret's `SecretString` is the key. Only the authorizer function may read it; it reads it
-   * once per container, and the value never appears in the template or in an environment variable.
+   * The secret's `SecretString` is the key. Only the authorizer and the message handler (for
+   * `reauth`) may read it; each reads it once per container and again when its copy is 5 minutes
+   * old or a signature does not verify (at most every 30 seconds), so a rotated secret stops
+   * verifying tokens within 5 minutes. The value never appears in the template or in an
+   * environment variable.
    * @param secret the secret whose value signs the tokens
    * @param options what the authorizer checks
    */
