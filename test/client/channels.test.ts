@@ -153,9 +153,9 @@ test('refused requests reject with typed errors that name the action, channel an
   await expect(alice.request({ action: 'dance' })).rejects.toBeInstanceOf(AuthWsError);
 
   // A refused subscription is not asked for again after a reconnect.
+  const reopened = new Promise((resolve) => alice.on('open', resolve));
   server.dropAll();
-  await until(() => alice.state === 'reconnecting');
-  await alice.whenOpen();
+  await reopened;
   expect(server.received.filter(({ frame }) => frame.channel === 'users/bob')).toHaveLength(1);
 });
 
