@@ -329,12 +329,12 @@ export class AuthWsClient {
     if (!(tokenLocation in DEFAULTS.tokenNames)) {
       throw new TypeError(`connect(): tokenLocation must be 'subprotocol', 'query' or 'header', got ${JSON.stringify(tokenLocation)}`);
     }
+    if (tokenLocation === 'header' && !options.WebSocket) {
+      throw new TypeError('connect(): tokenLocation \'header\' needs a WebSocket that can send headers, e.g. WebSocket: require(\'ws\'); browsers and the global WebSocket cannot (use \'subprotocol\')');
+    }
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WebSocketImpl) {
       throw new TypeError('connect(): no WebSocket here (Node.js before 22): pass one, e.g. connect({ ..., WebSocket: require(\'ws\') })');
-    }
-    if (tokenLocation === 'header' && !options.WebSocket) {
-      throw new TypeError('connect(): tokenLocation \'header\' needs a WebSocket that can send headers, e.g. WebSocket: require(\'ws\'); browsers and the global WebSocket cannot (use \'subprotocol\')');
     }
     this.options = {
       url: options.url,
@@ -578,6 +578,8 @@ export class AuthWsClient {
     this.setState('open');
     this.emit('open', { rollOver });
     this.flushOutbox();
+    // TokenExpired arrived while the connection was being resubscribed.
+    if (link.tokenExpired) void this.rollOver();
   }
 
   private onLinkClosed(link: Link, code: number, reason: string): void {
