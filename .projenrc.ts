@@ -163,7 +163,8 @@ const demo = project.addTask('demo', {
   description: 'Synthesize examples/chat and serve it with the local gateway (authws local)',
 });
 demo.spawn(synthExample);
-demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out', { receiveArgs: true });
+// It also serves the example's browser page (examples/chat/web, which loads the bundled client) and prints its URL.
+demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out --web examples/chat/web', { receiveArgs: true });
 // -------------------------------------------------------------------------------------------
 
 // ---- fan-out -------------------------------------------------------------------------------
