@@ -79,6 +79,15 @@ export interface ConnectOptions {
   readonly random?: () => number;
 }
 
+/** What an `AuthWsError` may name besides its code and message. */
+export interface ErrorDetails {
+  readonly action?: string;
+  readonly channel?: string;
+  readonly requestId?: string;
+  readonly status?: number;
+  readonly cause?: unknown;
+}
+
 /**
  * An error the client reports: an error frame from the server (`BadRequest`, `TooLarge`,
  * `UnknownAction`, `Forbidden`, `TokenExpired`, `RateLimited`, ...) or one of the client's own:
@@ -98,7 +107,7 @@ export class AuthWsError extends Error {
   /** The HTTP status of a refused handshake, when the WebSocket implementation reports it (Node.js `ws`). */
   readonly status?: number;
 
-  constructor(code: string, message: string, details: { action?: string; channel?: string; requestId?: string; status?: number; cause?: unknown } = {}) {
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
     super(message);
     this.name = 'AuthWsError';
     this.code = code;
@@ -248,13 +257,19 @@ export function connect(options: ConnectOptions): AuthWsClient {
 }
 
 type Listener<T> = (payload: T) => void;
+type Timer = ReturnType<typeof setTimeout>;
+
+interface RequestFrame {
+  readonly action: string;
+  readonly [field: string]: unknown;
+}
 
 interface PendingRequest {
   readonly action: string;
   readonly channel?: string;
+  timer: ReturnType<typeof setTimeout>;
   resolve(frame: any): void;
   reject(error: AuthWsError): void;
-  timer: ReturnType<typeof setTimeout>;
 }
 
 interface SubscriptionRecord {
@@ -278,7 +293,7 @@ class Link {
   ended = false;
   tokenExpired = false;
   expiresAt: number | undefined;
-  readonly timers: { keepAlive?: ReturnType<typeof setTimeout>; rollOver?: ReturnType<typeof setTimeout>; reauth?: ReturnType<typeof setTimeout> } = {};
+  readonly timers: { keepAlive?: Timer; rollOver?: Timer; reauth?: Timer } = {};
 
   constructor(readonly socket: WebSocketLike, readonly token: string) {
     this.expiresAt = tokenExpiry(token);
@@ -319,6 +334,8 @@ export class AuthWsClient {
   private overlapTimer: ReturnType<typeof setTimeout> | undefined;
   private refused: { token: string; status: number } | undefined;
   private requestSeq = 0;
+  /** Why the client stopped. */
+  private lastFatal: AuthWsError | undefined;
 
   constructor(options: ConnectOptions) {
     if (!options || typeof options.url !== 'string' || !/^wss?:\/\//.test(options.url)) {
@@ -353,7 +370,7 @@ export class AuthWsClient {
       random: options.random ?? Math.random,
     };
     // Listeners attached right after connect() see the first events.
-    Promise.resolve().then(() => this.establish());
+    void Promise.resolve().then(() => this.establish());
   }
 
   /** The current state. */
@@ -388,7 +405,6 @@ export class AuthWsClient {
     });
   }
 
-  private lastFatal: AuthWsError | undefined;
 
   /**
    * Sends a frame as it is (for custom routes). While disconnected it waits in a bounded buffer and
@@ -633,7 +649,8 @@ export class AuthWsClient {
       if (this.overlap === overlap) this.overlap = undefined;
       if (this.primary === old && !old.ended) {
         // Keep the old connection; try again after a backoff delay.
-        old.timers.rollOver = setTimeout(() => void this.rollOver(), backoffDelay(this.attempt++, this.options.reconnectDelay, this.options.maxReconnectDelay, this.options.random));
+        const { reconnectDelay, maxReconnectDelay, random } = this.options;
+        old.timers.rollOver = setTimeout(() => void this.rollOver(), backoffDelay(this.attempt++, reconnectDelay, maxReconnectDelay, random));
       } else {
         this.scheduleReconnect((err as Error).message);
       }
@@ -749,7 +766,7 @@ export class AuthWsClient {
   }
 
   /** A request on `link` (written now), or through the primary connection / buffer. */
-  private requestOn(link: Link | undefined, frame: { action: string; [field: string]: unknown }, timeout = this.options.requestTimeout): Promise<any> {
+  private requestOn(link: Link | undefined, frame: RequestFrame, timeout = this.options.requestTimeout): Promise<any> {
     const requestId = `${REQUEST_ID_PREFIX}${++this.requestSeq}`;
     const channel = typeof frame.channel === 'string' ? frame.channel : undefined;
     return new Promise((resolve, reject) => {
@@ -842,7 +859,9 @@ export class AuthWsClient {
       const last = this.lastIds.get(frame.channel) ?? 0;
       if (frame.id <= last) return; // seen already (replay, or both sides of a roll-over)
       this.lastIds.set(frame.channel, frame.id);
-      const message: ChannelMessage = { channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true };
+      const message: ChannelMessage = {
+        channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
+      };
       for (const record of this.recordsFor(frame.channel)) record.handler(message);
       return;
     }

@@ -35,7 +35,7 @@ async function openPage(gateway: GatewayProcess): Promise<Page> {
   await page.exposeFunction('revoke', (user: string) => revoked.add(user));
   // The page without ?token= only loads the client: the tests drive clients of their own.
   await page.goto(gateway.urls[0].replace(/^ws:/, 'http:').replace(/\/dev$/, '/'));
-  await page.waitForFunction(() => typeof (window as any).AuthWs?.connect === 'function');
+  await page.waitForFunction(() => typeof (globalThis as any).AuthWs?.connect === 'function');
   return page;
 }
 
@@ -48,7 +48,7 @@ browserTest('over many 5 s lifetimes, 2 s idle timeouts and 6 s tokens, every br
     '--web', join(ROOT, 'examples', 'chat', 'web')]);
   const page = await openPage(gateway);
   const result = await page.evaluate(async (url) => {
-    const { AuthWs, freshToken } = window as any;
+    const { AuthWs, freshToken } = globalThis as any;
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     const watch = (user: string) => {
       const seen = { tokens: 0, states: [] as string[], rollOvers: 0, opens: 0, errors: [] as string[], messages: [] as any[], reconnects: 0 };
@@ -107,7 +107,7 @@ browserTest('a revoked user stops reconnecting with a clear error, in the browse
   const gateway = await GatewayProcess.start(['--assembly', synthesizeChatExample(), '--secret', SECRET, '--max-lifetime', '2s', '--web', join(ROOT, 'examples', 'chat', 'web')]);
   const page = await openPage(gateway);
   const result = await page.evaluate(async (url) => {
-    const { AuthWs, freshToken, revoke } = window as any;
+    const { AuthWs, freshToken, revoke } = globalThis as any;
     const client = AuthWs.connect({ url, token: () => freshToken('mallory'), reconnectDelay: 100 });
     const errors: string[] = [];
     client.on('error', (error: { code: string; message: string }) => errors.push(`${error.code}: ${error.message}`));

@@ -13,7 +13,7 @@ const servers: ChannelsServer[] = [];
 const clients: AuthWsClient[] = [];
 
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
+  for (const open of clients.splice(0)) open.close();
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
@@ -24,7 +24,9 @@ async function startServer(options: Partial<ChannelsServerOptions> = {}): Promis
 }
 
 function client(server: ChannelsServer, userId: string, options: Partial<ConnectOptions> = {}): AuthWsClient {
-  const created = connect({ url: server.url, token: () => server.token(userId), WebSocket: WebSocket as any, reconnectDelay: 20, maxReconnectDelay: 100, ...options });
+  const created = connect({
+    url: server.url, token: () => server.token(userId), WebSocket: WebSocket as any, reconnectDelay: 20, maxReconnectDelay: 100, ...options,
+  });
   clients.push(created);
   return created;
 }

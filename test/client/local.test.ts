@@ -1,9 +1,9 @@
 import WebSocket from 'ws';
-import { AuthWsClient, AuthWsError, ClientState, connect, ConnectOptions, IncomingMessage } from '../../src/client';
 import { TokenLocation } from '../../src';
+import { freePort, PinnedGateway, signToken, stopPinnedGateways, synthesizeChat } from './support/local-gateway';
+import { AuthWsClient, AuthWsError, ClientState, connect, ConnectOptions, IncomingMessage } from '../../src/client';
 import { synthesizeChatExample } from '../local/fixtures/chat-example';
 import { GatewayProcess, stopAllGateways } from '../local/support/gateway-process';
-import { freePort, PinnedGateway, signToken, stopPinnedGateways, synthesizeChat } from './support/local-gateway';
 
 /**
  * End to end: the client against `authws local` serving the example chat app (token as a
@@ -41,7 +41,15 @@ async function until(predicate: () => boolean, what: string, timeoutMs = 10_000)
 
 /** A client and what it saw. */
 function watch(url: string, userId: string, options: Partial<ConnectOptions> = {}) {
-  const seen = { tokens: 0, states: [] as ClientState[], opens: [] as boolean[], errors: [] as AuthWsError[], messages: [] as IncomingMessage[], reconnects: 0, sockets: 0 };
+  const seen = {
+    tokens: 0,
+    sockets: 0,
+    reconnects: 0,
+    states: [] as ClientState[],
+    opens: [] as boolean[],
+    errors: [] as AuthWsError[],
+    messages: [] as IncomingMessage[],
+  };
   class CountingWebSocket extends WebSocket {
     constructor(address: string, protocols?: string | string[], socketOptions?: WebSocket.ClientOptions) {
       super(address, protocols, socketOptions);

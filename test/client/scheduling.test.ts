@@ -165,7 +165,7 @@ describe('roll-over', () => {
     let issued = 0;
     const states: ClientState[] = [];
     const opens: boolean[] = [];
-    const app = start({ rollOverAfter: 60_000, token: () => jwt(`alice`, nowSeconds() + 3600 + ++issued) });
+    const app = start({ rollOverAfter: 60_000, token: () => jwt('alice', nowSeconds() + 3600 + ++issued) });
     app.on('state', (state) => states.push(state));
     app.on('open', (event) => opens.push(event.rollOver));
     await settle();
