@@ -219,6 +219,8 @@ const DEFAULTS = {
 };
 
 const OPEN = 1;
+/** How long a replaced connection stays open after its successor took over, for frames on their way. */
+const DRAIN_MS = 500;
 const REQUEST_ID_PREFIX = 'c';
 
 /**
@@ -267,6 +269,8 @@ interface RequestFrame {
 interface PendingRequest {
   readonly action: string;
   readonly channel?: string;
+  /** The connection it was written to (undefined while buffered). */
+  link?: Link;
   timer: ReturnType<typeof setTimeout>;
   resolve(frame: any): void;
   reject(error: AuthWsError): void;
@@ -457,6 +461,7 @@ export class AuthWsClient {
   subscribe(channel: string, handler: (message: ChannelMessage) => void, options: SubscribeOptions = {}): Subscription {
     if (typeof channel !== 'string' || channel.length === 0) throw new TypeError('subscribe(): channel must be a non-empty string');
     if (typeof handler !== 'function') throw new TypeError('subscribe(): handler must be a function');
+    if (this.stopped) throw new AuthWsError('Closed', 'the client is closed');
     if (options.since !== undefined) {
       if (!Number.isInteger(options.since) || options.since < 0) throw new TypeError(`subscribe(): since must be an integer >= 0, got ${options.since}`);
       if (channel.includes('*')) throw new TypeError('subscribe(): since needs a concrete channel, not a wildcard');
@@ -579,18 +584,8 @@ export class AuthWsClient {
     this.armKeepAlive(link);
     if (this.options.rollOverAfter > 0) link.timers.rollOver = setTimeout(() => void this.rollOver(), this.options.rollOverAfter);
     this.armReauth(link);
-    if (old && old !== link) {
-      old.clearTimers();
-      if (!old.ended) old.socket.close(1000, 'roll-over');
-    }
-    const overlap = this.overlap;
-    if (overlap) {
-      // Frames without an id are still compared with the old connection's for `overlapGrace`.
-      clearTimeout(this.overlapTimer);
-      this.overlapTimer = setTimeout(() => {
-        if (this.overlap === overlap) this.overlap = undefined;
-      }, this.options.overlapGrace);
-    }
+    if (old && old !== link) this.retire(old);
+    else if (this.overlap?.old.ended) this.endOverlapLater(this.overlap);
     this.setState('open');
     this.emit('open', { rollOver });
     this.flushOutbox();
@@ -598,8 +593,36 @@ export class AuthWsClient {
     if (link.tokenExpired) void this.rollOver();
   }
 
+  /**
+   * Closes a replaced connection once frames already on their way to it had time to arrive
+   * (`DRAIN_MS`) and its requests were answered (at most `requestTimeout`).
+   */
+  private retire(old: Link): void {
+    old.clearTimers();
+    const deadline = Date.now() + this.options.requestTimeout;
+    const closeWhenQuiet = () => {
+      if (old.ended) return;
+      const busy = [...this.pending.values()].some((request) => request.link === old);
+      if (busy && Date.now() < deadline) {
+        old.timers.rollOver = setTimeout(closeWhenQuiet, 50);
+        return;
+      }
+      old.socket.close(1000, 'roll-over');
+    };
+    old.timers.rollOver = setTimeout(closeWhenQuiet, DRAIN_MS);
+  }
+
+  /** Frames without an id are still compared with the old connection's for `overlapGrace` after it closed. */
+  private endOverlapLater(overlap: Overlap): void {
+    clearTimeout(this.overlapTimer);
+    this.overlapTimer = setTimeout(() => {
+      if (this.overlap === overlap) this.overlap = undefined;
+    }, this.options.overlapGrace);
+  }
+
   private onLinkClosed(link: Link, code: number, reason: string): void {
     link.clearTimers();
+    if (this.overlap?.old === link && this.primary === this.overlap.next) this.endOverlapLater(this.overlap);
     if (link !== this.primary || this.stopped) return; // a retired or a never-promoted connection
     this.primary = undefined;
     const expired = link.tokenExpired;
@@ -741,17 +764,19 @@ export class AuthWsClient {
 
   // ---- sending -------------------------------------------------------------------------------
 
-  private sendText(text: string): void {
+  /** Writes `text` to the primary connection (returned) or buffers it (undefined). */
+  private sendText(text: string): Link | undefined {
     if (this.stopped) throw new AuthWsError('Closed', 'the client is closed');
     const link = this.primary;
     if (link?.opened && !link.ended && link.socket.readyState === OPEN) {
       this.write(link, text);
-      return;
+      return link;
     }
     if (this.outbox.length >= this.options.maxBufferedMessages) {
       throw new AuthWsError('BufferFull', `not connected, and ${this.outbox.length} messages already wait to be sent (maxBufferedMessages): wait for the 'open' event before sending more`);
     }
     this.outbox.push(text);
+    return undefined;
   }
 
   private flushOutbox(): void {
@@ -774,11 +799,12 @@ export class AuthWsClient {
         this.pending.delete(requestId);
         reject(new AuthWsError('Timeout', `no answer to ${frame.action}${channel ? ` on ${channel}` : ''} within ${timeout} ms`, { action: frame.action, channel, requestId }));
       }, timeout);
-      this.pending.set(requestId, { action: frame.action, channel, resolve, reject, timer });
+      const pending: PendingRequest = { action: frame.action, channel, resolve, reject, timer };
+      this.pending.set(requestId, pending);
       try {
         const text = JSON.stringify({ ...frame, requestId });
         if (link) this.write(link, text);
-        else this.sendText(text);
+        pending.link = link ?? this.sendText(text);
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(requestId);

@@ -192,6 +192,10 @@ describe('roll-over', () => {
     expect(first.closedByClient).toBeUndefined(); // not before the new connection is subscribed
     second.receive({ action: 'subscribed', channel: 'rooms/lobby', requestId: resubscribe.requestId });
     await settle();
+    // The old connection stays a moment for frames on their way to it, then closes.
+    await jest.advanceTimersByTimeAsync(499);
+    expect(first.closedByClient).toBeUndefined();
+    await jest.advanceTimersByTimeAsync(1);
     expect(first.closedByClient).toEqual({ code: 1000, reason: 'roll-over' });
     expect(opens).toEqual([false, true]);
     expect(states).toEqual(['open']); // connecting -> open, never reconnecting
@@ -201,6 +205,24 @@ describe('roll-over', () => {
     expect(second.sentOf('broadcast')).toHaveLength(1);
     await jest.advanceTimersByTimeAsync(60_000);
     expect(ScriptedSocket.all).toHaveLength(3);
+  });
+
+  test('the old connection waits for the answers to requests sent on it before it closes', async () => {
+    const app = start({ rollOverAfter: 60_000 });
+    await settle();
+    const first = latest();
+    first.open();
+    await jest.advanceTimersByTimeAsync(59_000);
+    const published = app.publish('rooms/lobby', 'just before');
+    await jest.advanceTimersByTimeAsync(1_000);
+    latest().open();
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(first.closedByClient).toBeUndefined();
+    const [publish] = first.sentOf('publish');
+    first.receive({ action: 'published', channel: 'rooms/lobby', id: 1, requestId: publish.requestId });
+    expect(await published).toEqual({ id: 1 });
+    await jest.advanceTimersByTimeAsync(50);
+    expect(first.closedByClient).toEqual({ code: 1000, reason: 'roll-over' });
   });
 
   test('the default rolls over before API Gateway\'s 2-hour cap', async () => {
@@ -223,7 +245,7 @@ describe('roll-over', () => {
     await jest.advanceTimersByTimeAsync(50);
     expect(ScriptedSocket.all).toHaveLength(3);
     latest().open();
-    await settle();
+    await jest.advanceTimersByTimeAsync(500);
     expect(first.closedByClient).toEqual({ code: 1000, reason: 'roll-over' });
   });
 });
