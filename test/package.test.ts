@@ -129,7 +129,7 @@ describe('a CDK app that installs the tarball', () => {
     // Loading it requires nothing: no dependency, no Node.js module.
     const required = execFileSync('node', ['-e', [
       "const Module = require('module'); const seen = []; const load = Module.prototype.require;",
-      "Module.prototype.require = function (id) { seen.push(id); return load.apply(this, arguments); };",
+      'Module.prototype.require = function (id) { seen.push(id); return load.apply(this, arguments); };',
       "load.call(module, 'cdk-authenticated-websocket-api/client'); console.log(JSON.stringify(seen.slice(0)));",
     ].join('\n')], { cwd: appdir, env, encoding: 'utf8' });
     expect(JSON.parse(required)).toEqual([]);
