@@ -516,15 +516,14 @@ export class AuthWsClient {
       link.socket.close(1000, 'closed by the client');
       return;
     }
-    this.joining = link;
-    await this.resubscribeAll(link);
-    this.joining = undefined;
-    if (this.stopped) return;
     if (link.ended) {
-      this.scheduleReconnect('the connection closed while resubscribing');
+      this.scheduleReconnect('the connection closed as it opened');
       return;
     }
+    // Nothing else is open: the connection takes over at once, and resubscribes (with `since`) as it
+    // does. A server slow to acknowledge delays no message.
     this.promote(link, false);
+    void this.resubscribeAll(link);
   }
 
   /** Asks the provider for a token; on failure the client stops with `TokenUnavailable`. */

@@ -133,6 +133,23 @@ describe('backoff', () => {
   });
 });
 
+test('after a reconnect the connection takes over at once, while its subscriptions are being restored', async () => {
+  const app = start({ reconnectDelay: 10 });
+  await settle();
+  latest().open();
+  await settle();
+  app.subscribe('rooms/lobby', () => undefined);
+  latest().serverClose(1006, '');
+  await settle();
+  app.broadcast('while away');
+  await jest.advanceTimersByTimeAsync(10);
+  const second = latest();
+  second.open();
+  await settle();
+  expect(app.state).toBe('open');
+  expect(second.sent.map((frame) => frame.action)).toEqual(['broadcast', 'subscribe']);
+});
+
 describe('keep-alive', () => {
   test('a ping goes out after keepAliveInterval without sending, and sending postpones it', async () => {
     const app = start({ keepAliveInterval: 1_000 });
