@@ -139,6 +139,25 @@ test('the gateway killed and restarted: the client reconnects, sends what it buf
   await gateway.stop();
 }, 60_000);
 
+test('without reauth, the API\'s TokenExpired makes the client replace the connection with a fresh token', async () => {
+  const gateway = await GatewayProcess.start(['--assembly', example, '--secret', SECRET]);
+  const { client, seen } = watch(gateway.urls[0], 'lena', {
+    token: () => {
+      seen.tokens++;
+      return signToken(SECRET, 'lena', 2);
+    },
+    reauthBefore: 0,
+    keepAliveInterval: 500,
+  });
+  await client.whenOpen();
+  await until(() => seen.opens.filter(Boolean).length >= 2, 'two replacements after TokenExpired', 20_000);
+  expect(seen.errors.map((error) => error.code).every((code) => code === 'TokenExpired')).toBe(true);
+  expect(seen.errors.length).toBeGreaterThanOrEqual(2);
+  client.broadcast('still here');
+  await until(() => seen.messages.some((frame) => frame.message === 'still here'), 'the broadcast');
+  expect(seen.states).not.toContain('closed');
+}, 40_000);
+
 test('a revoked user (the token provider now fails) stops reconnecting with a clear error', async () => {
   const gateway = await GatewayProcess.start(['--assembly', example, '--secret', SECRET, '--max-lifetime', '2s']);
   let revoked = false;
