@@ -876,6 +876,7 @@ export class AuthWsClient {
     }
     if (typeof frame.action === 'string' && this.answerWithoutId(frame)) return;
     if (typeof frame.channel === 'string' && frame.presence && typeof frame.presence === 'object') {
+      if (!this.firstDelivery(link, text)) return; // both sides of a roll-over see it
       const event: PresenceEvent = { channel: frame.channel, event: frame.presence.event, userId: frame.presence.userId };
       for (const record of this.recordsFor(frame.channel)) record.options.onPresence?.(event);
       return;

@@ -139,6 +139,19 @@ test('presence events arrive per user, and presence() pages through members with
   expect(events[3]).toEqual({ channel: 'rooms/lobby', event: 'left', userId: 'alice' });
 });
 
+test('presence events are delivered once while roll-overs keep two connections open', async () => {
+  const server = await startServer();
+  const listener = client(server, 'listener', { rollOverAfter: 200 });
+  const events: string[] = [];
+  await listener.subscribe('rooms/busy', () => undefined, { onPresence: (event) => events.push(`${event.event} ${event.userId}`) }).ready;
+  for (let i = 1; i <= 10; i++) {
+    await client(server, `user${i}`).subscribe('rooms/busy', () => undefined).ready;
+    await sleep(100);
+  }
+  await sleep(300);
+  expect(events).toEqual(['joined listener', ...Array.from({ length: 10 }, (_, i) => `joined user${i + 1}`)]);
+});
+
 test('refused requests reject with typed errors that name the action, channel and requestId', async () => {
   const server = await startServer({ publishLimitPerUser: 2 });
   const alice = client(server, 'alice');
