@@ -28,7 +28,7 @@ const project = new awscdk.AwsCdkConstructLibrary({
   // (it imports ESM-only packages such as jose) and type-checked by the `typecheck` task.
   tsconfig: {
     compilerOptions: {},
-    exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**', 'src/publish/**'],
+    exclude: ['src/handlers/*.lambda.ts', 'src/runtime/**', 'src/local/**', 'src/publish/**', 'src/client/**'],
   },
   tsconfigDev: {
     include: ['.projenrc.ts'],
@@ -163,7 +163,8 @@ const demo = project.addTask('demo', {
   description: 'Synthesize examples/chat and serve it with the local gateway (authws local)',
 });
 demo.spawn(synthExample);
-demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out', { receiveArgs: true });
+// It also serves the example's browser page (examples/chat/web, which loads the bundled client) and prints its URL.
+demo.exec('node assets/local/authws.js local --assembly examples/chat/cdk.out --web examples/chat/web', { receiveArgs: true });
 // -------------------------------------------------------------------------------------------
 
 // ---- fan-out -------------------------------------------------------------------------------
@@ -177,6 +178,24 @@ const bundlePublish = project.addTask('bundle:publish', {
 });
 bundlePublish.exec('tsc src/publish/index.ts --declaration --emitDeclarationOnly --skipLibCheck --strict --target es2022 --module nodenext --moduleResolution nodenext --outDir lib/publish');
 project.postCompileTask.spawn(bundlePublish);
+// -------------------------------------------------------------------------------------------
+
+// ---- client ------------------------------------------------------------------------------
+// `cdk-authenticated-websocket-api/client`: the browser and Node.js client. Dependency-free, bundled
+// apart from the jsii construct layer into client/ at the package root (a subpath without an exports
+// map resolves to client/index.js): CommonJS, an ES module, a browser script defining the global
+// `AuthWs`, and its types. The example page (examples/chat/web) loads the browser script.
+const clientEsbuild = 'esbuild src/client/index.ts --bundle --platform=neutral --target=es2019 --minify';
+const bundleClient = project.addTask('bundle:client', {
+  description: 'Bundle the client into client/ (index.js, index.mjs, browser.js, index.d.ts) and the example page',
+});
+bundleClient.exec(`${clientEsbuild} --format=cjs --outfile=client/index.js --log-level=warning`);
+bundleClient.exec(`${clientEsbuild} --format=esm --outfile=client/index.mjs --log-level=warning`);
+bundleClient.exec(`${clientEsbuild} --format=iife --global-name=AuthWs --outfile=client/browser.js --log-level=warning`);
+bundleClient.exec(`${clientEsbuild} --format=iife --global-name=AuthWs --outfile=examples/chat/web/authws-client.js --log-level=warning`);
+bundleClient.exec('tsc src/client/index.ts --declaration --emitDeclarationOnly --skipLibCheck --strict --target es2022 --lib es2022,dom --module nodenext --moduleResolution nodenext --outDir client');
+project.tasks.tryFind('bundle')!.spawn(bundleClient);
+project.gitignore.addPatterns('/client/', '/examples/chat/web/authws-client.js');
 // -------------------------------------------------------------------------------------------
 
 // ---- proofs for consumers (integration snapshots, README examples, the packed package) -----

@@ -17,13 +17,15 @@ const workdir = mkdtempSync(join(tmpdir(), 'authws-package-'));
 const appdir = join(workdir, 'app');
 const handlers = ['authorizer', 'connection', 'expiry-sweeper', 'fan-out-worker', 'message', 'publisher'];
 const env = { ...process.env, JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION: '20' };
+/** The client: CommonJS, ES module, browser script and types (`npx projen bundle:client`). */
+const CLIENT_FILES = ['client/index.js', 'client/index.mjs', 'client/browser.js', 'client/index.d.ts'];
 
 let packedFiles: string[] = [];
 let template: { Resources: Record<string, { Type: string; Properties: any }> };
 let cloudAssembly: string;
 
 beforeAll(() => {
-  const needed = ['lib/index.js', 'lib/publish/index.js', '.jsii', 'assets/local/authws.js', ...handlers.map((h) => `assets/handlers/${h}.lambda/index.js`)];
+  const needed = ['lib/index.js', 'lib/publish/index.js', '.jsii', 'assets/local/authws.js', ...CLIENT_FILES, ...handlers.map((h) => `assets/handlers/${h}.lambda/index.js`)];
   const missing = needed.filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) {
     throw new Error(`The package test packs the built library, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing: `
@@ -79,10 +81,11 @@ describe('the packed tarball', () => {
     }
     for (const handler of handlers) expect(packedFiles).toContain(`assets/handlers/${handler}.lambda/index.js`);
     expect(packedFiles).toContain('assets/local/authws.js');
+    for (const file of CLIENT_FILES) expect(packedFiles).toContain(file);
   });
 
   test('holds nothing else: no sources, tests, fixtures, examples or benchmarks', () => {
-    const stray = packedFiles.filter((file) => !/^(lib|assets)\//.test(file) && !['.jsii', 'API.md', 'LICENSE', 'README.md', 'package.json'].includes(file));
+    const stray = packedFiles.filter((file) => !/^(lib|assets|client)\//.test(file) && !['.jsii', 'API.md', 'LICENSE', 'README.md', 'package.json'].includes(file));
     expect(stray).toEqual([]);
   });
 });
@@ -116,6 +119,29 @@ describe('a CDK app that installs the tarball', () => {
   test('imports the publish helper from cdk-authenticated-websocket-api/lib/publish', () => {
     const exported = execFileSync('node', ['-e', "console.log(Object.keys(require('cdk-authenticated-websocket-api/lib/publish')).sort().join(','))"], { cwd: appdir, env, encoding: 'utf8' });
     expect(exported.trim().split(',')).toEqual(expect.arrayContaining(['publish', 'publishToUser']));
+  });
+
+  test('imports the client from cdk-authenticated-websocket-api/client (CommonJS, ES module and types), with no dependencies', () => {
+    const cjs = execFileSync('node', ['-e', "const c = require('cdk-authenticated-websocket-api/client'); console.log(Object.keys(c).sort().join(','))"], { cwd: appdir, env, encoding: 'utf8' });
+    expect(cjs.trim().split(',')).toEqual(expect.arrayContaining(['AuthWsClient', 'AuthWsError', 'connect']));
+    const esm = execFileSync('node', ['--input-type=module', '-e', "import { connect } from 'cdk-authenticated-websocket-api/client/index.mjs'; console.log(typeof connect)"], { cwd: appdir, env, encoding: 'utf8' });
+    expect(esm.trim()).toBe('function');
+    // Loading it requires nothing: no dependency, no Node.js module.
+    const required = execFileSync('node', ['-e', [
+      "const Module = require('module'); const seen = []; const load = Module.prototype.require;",
+      'Module.prototype.require = function (id) { seen.push(id); return load.apply(this, arguments); };',
+      "load.call(module, 'cdk-authenticated-websocket-api/client'); console.log(JSON.stringify(seen.slice(0)));",
+    ].join('\n')], { cwd: appdir, env, encoding: 'utf8' });
+    expect(JSON.parse(required)).toEqual([]);
+    // TypeScript resolves the subpath to client/index.d.ts.
+    writeFileSync(join(appdir, 'client-types.ts'), [
+      "import { connect, ConnectOptions } from 'cdk-authenticated-websocket-api/client';",
+      "const options: ConnectOptions = { url: 'wss://example.com/dev', token: async () => 'token', tokenLocation: 'subprotocol' };",
+      'export const client = connect(options);',
+      "client.on('error', (error) => error.code.toUpperCase());",
+    ].join('\n'));
+    const tsc = join(root, 'node_modules', '.bin', 'tsc');
+    execFileSync(tsc, ['--noEmit', '--strict', '--lib', 'es2022,dom', '--module', 'commonjs', '--moduleResolution', 'node', '--skipLibCheck', 'client-types.ts'], { cwd: appdir, env, encoding: 'utf8' });
   });
 
   test('runs the authws bin: `npx authws token` prints a JWT signed with the secret', () => {

@@ -60,7 +60,8 @@ async function main() {
   const now = Math.floor(Date.now() / 1000);
   const tokens = await Promise.all(Array.from({ length: Math.max(IDLE_CONNECTIONS, BROADCAST_CLIENTS) }, (_, i) =>
     new SignJWT({}).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(`user-${i}`).setIssuedAt(now).setExpirationTime(now + 3600).sign(key)));
-  const authHeaders = (i) => ({ Authorization: `Bearer ${tokens[i]}` });
+  // examples/chat takes its token as a subprotocol (TokenLocation.subprotocol()): offered beside `authws`.
+  const authProtocols = (i) => ['authws', tokens[i]];
 
   // ---- 1. idle connections and resident memory (a gateway of its own) ----
   const idle = {};
@@ -69,7 +70,7 @@ async function main() {
     idle.rssBeforeMb = rssMb(gateway.child.pid);
     const cpuBefore = cpuMs(gateway.child.pid);
     console.log(`opening ${IDLE_CONNECTIONS} authenticated connections, ${BATCH} at a time ...`);
-    const opened = await connectAll(gateway.url, IDLE_CONNECTIONS, authHeaders);
+    const opened = await connectAll(gateway.url, IDLE_CONNECTIONS, authProtocols);
     idle.connectSeconds = opened.seconds;
     idle.cpuPerConnectMs = (cpuMs(gateway.child.pid) - cpuBefore) / Math.max(1, opened.sockets.length);
     idle.failures = opened.failures;
@@ -90,7 +91,7 @@ async function main() {
   const floor = await startProcess('floor', [FLOOR]);
   console.log(`connecting ${BROADCAST_CLIENTS} clients to the gateway and ${BROADCAST_CLIENTS} to the floor ...`);
   const targets = [
-    { name: 'gateway', process: gateway, ...(await connectAll(gateway.url, BROADCAST_CLIENTS, authHeaders)) },
+    { name: 'gateway', process: gateway, ...(await connectAll(gateway.url, BROADCAST_CLIENTS, authProtocols)) },
     { name: 'floor', process: floor, ...(await connectAll(floor.url, BROADCAST_CLIENTS, () => ({}))) },
   ];
   for (const target of targets) {
@@ -168,7 +169,7 @@ async function stopProcess(child) {
 }
 
 /** Opens `count` connections, `BATCH` handshakes at a time; failures are counted by reason, not thrown. */
-async function connectAll(url, count, headersFor) {
+async function connectAll(url, count, protocolsFor) {
   const sockets = [];
   const failures = new Map();
   const started = performance.now();
@@ -177,7 +178,7 @@ async function connectAll(url, count, headersFor) {
       failures.set(`not attempted: over ${CONNECT_PHASE_LIMIT_MS / 1000} s`, count - first);
       break;
     }
-    const batch = Array.from({ length: Math.min(BATCH, count - first) }, (_, i) => connect(url, headersFor(first + i)));
+    const batch = Array.from({ length: Math.min(BATCH, count - first) }, (_, i) => connect(url, protocolsFor(first + i)));
     for (const outcome of await Promise.allSettled(batch)) {
       if (outcome.status === 'fulfilled') sockets.push(outcome.value);
       else failures.set(outcome.reason.message, (failures.get(outcome.reason.message) ?? 0) + 1);
@@ -186,9 +187,9 @@ async function connectAll(url, count, headersFor) {
   return { sockets, failures, seconds: (performance.now() - started) / 1000 };
 }
 
-function connect(url, headers) {
+function connect(url, protocols) {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
+    const socket = new WebSocket(url, protocols, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS, perMessageDeflate: false });
     socket.once('open', () => resolve(socket));
     socket.once('unexpected-response', (_request, response) => {
       socket.terminate();

@@ -1,7 +1,7 @@
 import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { AuthenticatedWebSocketApi, WebSocketAuth } from '../../src';
+import { AuthenticatedWebSocketApi, TokenLocation, WebSocketAuth } from '../../src';
 
 /** A chat service: clients connect with a token signed by a shared secret and talk to everyone. */
 export class ChatStack extends Stack {
@@ -14,7 +14,8 @@ export class ChatStack extends Stack {
       description: 'Signs the tokens chat clients connect with',
     });
     this.chat = new AuthenticatedWebSocketApi(this, 'Chat', {
-      auth: WebSocketAuth.hmacSecret(secret),
+      // Browsers cannot set headers on a WebSocket: the web page (web/index.html) offers its token as a subprotocol.
+      auth: WebSocketAuth.hmacSecret(secret, { tokenLocation: TokenLocation.subprotocol() }),
     });
 
     new CfnOutput(this, 'Url', { value: this.chat.url });

@@ -91,13 +91,20 @@ async function local(argv: readonly string[]): Promise<void> {
 async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Promise<void> {
   if (gateway.stages.length !== 1 || gateway.assembly.secrets.length === 0) return;
   const [{ api, url }] = gateway.stages;
-  const sources = api.routes.get('$connect')?.authorizer?.identitySources ?? [];
+  const authorizer = api.routes.get('$connect')?.authorizer;
+  const sources = authorizer?.identitySources ?? [];
   if (sources.length !== 1) return;
   const token = await signToken({ secret: gateway.secret, subject: 'alice', ttlSeconds: 3600 });
   const header = /^route\.request\.header\.(.+)$/.exec(sources[0]);
   const query = /^route\.request\.querystring\.(.+)$/.exec(sources[0]);
+  // A token in Sec-WebSocket-Protocol (TokenLocation.subprotocol) travels as a second subprotocol
+  // beside the protocol name, which the authorizer's AUTH_TOKEN_LOCATION (`subprotocol:<name>`) gives.
+  const subprotocol = header && header[1].toLowerCase() === 'sec-websocket-protocol'
+    ? (/^subprotocol:(.+)$/.exec(gateway.assembly.functions.get(authorizer?.functionArn ?? '')?.environment.AUTH_TOKEN_LOCATION ?? '')?.[1] ?? 'authws')
+    : undefined;
   let command: string;
-  if (header) command = `npx wscat -c ${url} -H "${header[1]}: Bearer ${token}"`;
+  if (subprotocol) command = `npx wscat -c ${url} -s ${subprotocol} -s ${token}`;
+  else if (header) command = `npx wscat -c ${url} -H "${header[1]}: Bearer ${token}"`;
   else if (query) command = `npx wscat -c "${url}?${query[1]}=${token}"`;
   else return;
   console.log('');
@@ -105,7 +112,7 @@ async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Pro
   console.log(`  ${command}`);
   console.log('then send: {"action":"broadcast","message":"Hello everyone"}');
   console.log(`Another user's token: ${selfCommand()} token --secret '${gateway.secret}' --sub bob`);
-  if (servesWeb && query) {
+  if (servesWeb && (query || subprotocol)) {
     const page = new URL(url.replace(/^ws/, 'http'));
     console.log(`Browser page: http://${page.host}/?stage=${encodeURIComponent(page.pathname.slice(1))}&token=${token}`);
   } else if (servesWeb) {

@@ -1,22 +1,17 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, chromium } from 'playwright-core';
-import { synthesizeQueryTokenChat } from './fixtures/query-token-chat';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumTest } from '../support/chromium';
+import { synthesizeChatExample } from './fixtures/chat-example';
 import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
 
 /**
  * The browser page (examples/chat/web) in headless Chromium: two pages connect through the gateway
- * with query-string tokens; one sends, both show the message.
+ * with the bundled client, their tokens offered as a subprotocol; one sends, both show the message.
+ * Needs `npx projen bundle` (the page loads authws-client.js, the client's browser build).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'browser-test-secret';
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  // The CI script installs it (apt-get install -y chromium); locally the test is skipped, loudly.
-  console.warn(`Skipping the browser test: ${CHROMIUM} is missing (apt-get install -y chromium).`);
-}
-const browserTest = haveChromium ? test : test.skip;
+const browserTest = chromiumTest();
 
 let gateway: GatewayProcess | undefined;
 let browser: Browser | undefined;
@@ -27,12 +22,12 @@ afterAll(async () => {
 });
 
 browserTest('two pages connect with tokens; a message one sends shows on both', async () => {
-  const assembly = synthesizeQueryTokenChat();
+  const assembly = synthesizeChatExample();
   gateway = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--web', join(__dirname, '..', '..', 'examples', 'chat', 'web')]);
   const pageUrl = (token: string) => `${gateway!.urls[0].replace(/^ws:/, 'http:').replace(/\/dev$/, '/')}?stage=dev&token=${token}`;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+    args: CHROMIUM_ARGS,
   });
   const alice = await browser.newPage();
   const bob = await browser.newPage();

@@ -26,8 +26,9 @@ afterEach(() => closeAllClients());
 
 afterAll(() => stopAllGateways());
 
-async function connectAs(user: string): Promise<TestClient> {
-  return TestClient.connect(url, { headers: { Authorization: `Bearer ${await cliToken(SECRET, user)}` } });
+/** The example takes its token as a subprotocol (TokenLocation.subprotocol()), offered beside `authws`. */
+async function connectAs(user: string, to = url): Promise<TestClient> {
+  return TestClient.connect(to, { protocols: ['authws', await cliToken(SECRET, user)] });
 }
 
 /** The registry rows of `userId`, read straight from the gateway's DynamoDB. */
@@ -63,13 +64,20 @@ test('a message sent to a user reaches each of that user\'s connections, and no 
   expect(await carol.nextJson()).toEqual({ message: 'only for carol', sender: 'alice' });
 });
 
+test('a connection offers its token as a subprotocol and gets the protocol name back', async () => {
+  const alice = await connectAs('alice');
+  expect(alice.protocol).toBe('authws');
+});
+
 test('a connection without a valid token is refused with 401', async () => {
   expect(await refusalStatus(url)).toBe(401);
-  expect(await refusalStatus(url, { headers: { Authorization: 'Bearer ' } })).toBe(401);
-  expect(await refusalStatus(url, { headers: { Authorization: `Bearer ${await cliToken('another-secret', 'mallory')}` } })).toBe(401);
+  expect(await refusalStatus(url, { protocols: ['authws'] })).toBe(401);
+  // A token in the Authorization header is not where this API looks.
+  expect(await refusalStatus(url, { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'alice')}` } })).toBe(401);
+  expect(await refusalStatus(url, { protocols: ['authws', await cliToken('another-secret', 'mallory')] })).toBe(401);
   const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('late').setExpirationTime(Math.floor(Date.now() / 1000) - 600)
     .sign(new TextEncoder().encode(SECRET));
-  expect(await refusalStatus(url, { headers: { Authorization: `Bearer ${expired}` } })).toBe(401);
+  expect(await refusalStatus(url, { protocols: ['authws', expired] })).toBe(401);
 });
 
 test('bad messages get error frames, and the connection stays open', async () => {
@@ -91,22 +99,31 @@ test('a closed connection\'s registry row is removed', async () => {
   expect(await registryRowsOf('dave')).toBe(0);
 });
 
-test('wscat connects with the Authorization header and its broadcast reaches everyone', async () => {
+test('wscat connects with the token as a subprotocol and its broadcast reaches everyone', async () => {
   const listener = await connectAs('lena');
   const token = await cliToken(SECRET, 'wanda');
   const wscat = join(__dirname, '..', '..', 'node_modules', '.bin', 'wscat');
   const output = await new Promise<string>((resolve, reject) => {
-    execFile(wscat, ['-c', url, '-H', `Authorization: Bearer ${token}`, '--no-color', '-x', '{"action":"broadcast","message":"Hello from wscat"}', '-w', '2'],
+    execFile(wscat, ['-c', url, '-s', 'authws', '-s', token, '--no-color', '-x', '{"action":"broadcast","message":"Hello from wscat"}', '-w', '2'],
       (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
   });
   expect(await listener.nextJson()).toEqual({ message: 'Hello from wscat', sender: 'wanda' });
   expect(output).toContain('{"message":"Hello from wscat","sender":"wanda"}');
 });
 
+test('with --web (as `npx projen demo` runs it) the gateway prints the page URL and a wscat command with the subprotocol token', async () => {
+  const demo = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--web', join(__dirname, '..', '..', 'examples', 'chat', 'web')]);
+  while (!demo.output.includes('Browser page')) await new Promise((resolve) => setTimeout(resolve, 20));
+  const port = new URL(demo.urls[0]).port;
+  expect(demo.output).toContain(`npx wscat -c ws://127.0.0.1:${port}/dev -s authws -s ey`);
+  expect(demo.output).toMatch(new RegExp(`^Browser page: http://127\\.0\\.0\\.1:${port}/\\?stage=dev&token=ey\\S+$`, 'm'));
+  await demo.stop();
+});
+
 describe('connection limits and shutdown', () => {
   test('an idle connection is closed with 1001 after --idle-timeout, and its row removed', async () => {
     const idle = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--idle-timeout', '1s']);
-    const client = await TestClient.connect(idle.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'sleepy')}` } });
+    const client = await connectAs('sleepy', idle.urls[0]);
     expect(await registryRowsOf('sleepy', idle)).toBe(1);
     expect((await client.closed).code).toBe(1001);
     while (await registryRowsOf('sleepy', idle) > 0) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -115,7 +132,7 @@ describe('connection limits and shutdown', () => {
 
   test('a connection is closed with 1001 at --max-lifetime even when active', async () => {
     const short = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET, '--max-lifetime', '2s']);
-    const client = await TestClient.connect(short.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'busy')}` } });
+    const client = await connectAs('busy', short.urls[0]);
     const pinger = setInterval(() => client.send({ action: 'ping' }), 200);
     const closed = await client.closed;
     clearInterval(pinger);
@@ -125,7 +142,7 @@ describe('connection limits and shutdown', () => {
 
   test('SIGTERM closes every connection with a close frame and exits 0', async () => {
     const doomed = await GatewayProcess.start(['--assembly', assembly, '--secret', SECRET]);
-    const client = await TestClient.connect(doomed.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, 'zoe')}` } });
+    const client = await connectAs('zoe', doomed.urls[0]);
     const exitCode = doomed.stop('SIGTERM');
     expect(await client.closed).toEqual({ code: 1001, reason: 'Going away' });
     expect(await exitCode).toBe(0);
