@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -108,7 +108,7 @@ export interface AuthenticatedWebSocketApiProps {
 
   /**
    * Custom routes, by route key (the value of the route selection expression), e.g.
-   * `{ orders: RouteTarget.lambda(ordersFn) }`. Keys starting with `$` are API Gateway's own.
+   * `{ orders: RouteTarget.function(ordersFn) }`. Keys starting with `$` are API Gateway's own.
    * @default - no custom routes
    */
   readonly routes?: { [routeKey: string]: RouteTarget };
@@ -577,16 +577,20 @@ export class AuthenticatedWebSocketApi extends Construct {
       this.stage.node.addDependency(account);
     }
 
-    const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
-    for (const sender of callers) {
+    // Senders post; the message handler and the sweeper also close connections whose token expired.
+    for (const sender of [this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
-      this.grantManageConnections(sender);
+      this.grantPostToConnections(sender);
+    }
+    for (const closer of [this.messageFunction, this.expirySweeperFunction]) {
+      closer.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
+      this.grantConnections(closer, ['POST', 'DELETE']);
     }
     // The dimension of the handler metrics: every bundled function names the API it serves.
     for (const fn of bundled) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
 
     for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
-      routes.set(routeKey, this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey)));
+      routes.set(routeKey, this.addCustomRoute(routeKey, target, props.routeThrottle?.[routeKey] !== undefined));
     }
     for (const [routeKey, route] of routes) {
       if (routeKey !== '$connect') acknowledgeNag(route, 'AwsSolutions-APIG4', NagReasons.ROUTE_AUTHORIZED_AT_CONNECT);
@@ -621,6 +625,16 @@ export class AuthenticatedWebSocketApi extends Construct {
     const grant = this.stage.grantManagementApiAccess(grantee);
     acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
     return grant;
+  }
+
+  /**
+   * Lets `grantee` post to this stage's connections through the @connections API, and nothing else
+   * (`execute-api:ManageConnections` on `POST/@connections/*` of this API's stage: no reading, no
+   * closing). The matching cdk-nag finding (AwsSolutions-IAM5) is acknowledged on the grantee's policy.
+   * @param grantee the principal to grant
+   */
+  public grantPostToConnections(grantee: iam.IGrantable): iam.Grant {
+    return this.grantConnections(grantee, ['POST']);
   }
 
   /**
@@ -788,6 +802,32 @@ export class AuthenticatedWebSocketApi extends Construct {
    */
   public metricAuthDenied(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.metricHandler(HandlerMetrics.AUTH_DENIED, props);
+  }
+
+  /** Grants `execute-api:ManageConnections` for `methods` (POST, GET, DELETE) on this stage's @connections. */
+  private grantConnections(grantee: iam.IGrantable, methods: string[]): iam.Grant {
+    const api = Stack.of(this).formatArn({ service: 'execute-api', resource: this.webSocketApi.apiId });
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:ManageConnections'],
+      resourceArns: methods.map((method) => `${api}/${this.stage.stageName}/${method}/@connections/*`),
+    });
+    acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
+    return grant;
+  }
+
+  /**
+   * Adds a custom route: under the API, or in the stack of the target's function when that is
+   * another stack (which then depends on this one).
+   */
+  private addCustomRoute(routeKey: string, target: RouteTarget, throttled: boolean): apigwv2.WebSocketRoute {
+    const home = target._routeStack(this);
+    if (!home) return this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey));
+    if (throttled) {
+      throw new Error(`AuthenticatedWebSocketApi: routeThrottle names route '${routeKey}', whose function lives in stack '${home.stackName}'; the stage would have to wait for a route of that stack, which depends on this one. Drop routeThrottle['${routeKey}'] (the stage's throttle applies), or define the function in this API's stack.`);
+    }
+    const id = `${Names.uniqueId(this)}Route-${routeKey.replace(/\//g, '-')}`;
+    return new apigwv2.WebSocketRoute(home, id, { webSocketApi: this.webSocketApi, routeKey, ...target._bind(this, routeKey) });
   }
 
   /**

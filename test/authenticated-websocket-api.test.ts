@@ -1,5 +1,6 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -122,16 +123,17 @@ describe('the quick start', () => {
     });
   });
 
-  test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and manage connections of this stage only', () => {
+  test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and post to and close connections of this stage only', () => {
     const statements = statementsOf(template, 'ChatMessageHandler');
     expect(actionsOf(statements)).toEqual([
       'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem',
       'execute-api:ManageConnections', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue',
     ]);
+    // It posts, and closes connections whose token expired: POST and DELETE, never GET.
     const manage = statements.find((s) => s.Action === 'execute-api:ManageConnections')!;
-    expect(manage.Resource).toEqual({
-      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, '/dev/*/@connections/*']],
-    });
+    expect(manage.Resource).toEqual(['POST', 'DELETE'].map((method) => ({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, `/dev/${method}/@connections/*`]],
+    })));
   });
 
   test('builds the callback URL from the API id, region and stage', () => {
@@ -157,7 +159,7 @@ describe('props', () => {
     const { template, api, stack } = quickStart({ stageName: 'prod' });
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'prod' });
     expect(JSON.stringify(stack.resolve(api.url))).toContain('/prod');
-    expect(JSON.stringify(statementsOf(template, 'ChatMessageHandler'))).toContain('/prod/*/@connections/*');
+    expect(JSON.stringify(statementsOf(template, 'ChatMessageHandler'))).toContain('/prod/POST/@connections/*');
   });
 
   test('routeSelectionExpression is passed to the API', () => {
@@ -285,7 +287,7 @@ describe('operational knobs', () => {
     new AuthenticatedWebSocketApi(stack, 'Chat', {
       auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')),
       throttle: { rateLimit: 500, burstLimit: 1000 },
-      routes: { orders: RouteTarget.lambda(orders) },
+      routes: { orders: RouteTarget.function(orders) },
       routeThrottle: { $connect: { rateLimit: 50, burstLimit: 100 }, orders: { rateLimit: 5 } },
     });
     const template = Template.fromStack(stack);
@@ -327,8 +329,16 @@ describe('routes', () => {
     runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
   });
 
-  test('a Lambda target gets a route, the registry and callback URL in its environment, and the grants to use them', () => {
-    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack)) }));
+  /** The resource ARNs of the ManageConnections statements, with the API's logical id as <Api>. */
+  const connectionsResources = (template: Template, statements: Array<Record<string, any>>): string[] => {
+    const apiId = logicalId(template, 'AWS::ApiGatewayV2::Api', 'ChatApi');
+    return statements.filter((s) => s.Action === 'execute-api:ManageConnections')
+      .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]))
+      .map((r) => JSON.stringify(r).replace(new RegExp(apiId, 'g'), '<Api>'));
+  };
+
+  test('a function target gets a route, the callback URL and a post-only grant by default: no registry, no closing', () => {
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.function(userFunction(stack)) }));
     const route = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).find((r: any) => r.Properties.RouteKey === 'orders') as any;
     expect(route).toBeDefined();
     expect(route.Properties.RouteResponseSelectionExpression).toBeUndefined();
@@ -336,22 +346,98 @@ describe('routes', () => {
       IntegrationType: 'AWS_PROXY',
       IntegrationUri: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([{ 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'Orders'), 'Arn'] }])]) }),
     });
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
-      Environment: { Variables: { CONNECTIONS_TABLE_NAME: Match.anyValue(), CONNECTIONS_USER_INDEX_NAME: 'byUser', CALLBACK_URL: Match.anyValue() } },
-    });
+    const fn = template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', 'Orders')];
+    expect(Object.keys(fn.Properties.Environment.Variables)).toEqual(['CALLBACK_URL']);
     const statements = statementsOf(template, 'Orders');
-    expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    expect(actionsOf(statements)).toEqual(['execute-api:ManageConnections']);
+    const resources = connectionsResources(template, statements);
+    expect(resources).toHaveLength(1);
+    expect(resources[0]).toContain('<Api>');
+    expect(resources[0]).toContain('/dev/POST/@connections/*');
+  });
+
+  test('readConnections opts in to the registry; postToConnections: false drops the @connections grant', () => {
+    const { template } = withRoutes((stack) => ({
+      orders: RouteTarget.function(userFunction(stack), { readConnections: true, postToConnections: false }),
+    }));
+    const fn = template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', 'Orders')];
+    expect(fn.Properties.Environment.Variables).toEqual({
+      CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') },
+      CONNECTIONS_USER_INDEX_NAME: 'byUser',
+    });
+    expect(actionsOf(statementsOf(template, 'Orders'))).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan']);
+  });
+
+  test('a function of another stack gets its route there: both stacks synthesize, the function\'s depends on the API\'s', () => {
+    const app = new App();
+    const apiStack = new Stack(app, 'ApiStack', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const routeStack = new Stack(app, 'RouteStack', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const orders = new lambda.Function(routeStack, 'Orders', {
+      runtime: lambda.Runtime.NODEJS_24_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    new AuthenticatedWebSocketApi(apiStack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(apiStack, 'S')),
+      routes: { orders: RouteTarget.function(orders, { returnResponse: true }) },
+    });
+    const assembly = app.synth();
+    expect(routeStack.dependencies).toEqual([apiStack]);
+    expect(apiStack.dependencies).toEqual([]);
+    const routeTemplate = Template.fromJSON(assembly.getStackByName('RouteStack').template);
+    routeTemplate.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'orders', RouteResponseSelectionExpression: '$default' });
+    routeTemplate.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+    routeTemplate.resourceCountIs('AWS::Lambda::Permission', 1);
+    expect(actionsOf(statementsOf(routeTemplate, 'Orders'))).toEqual(['execute-api:ManageConnections']);
+    const apiTemplate = Template.fromJSON(assembly.getStackByName('ApiStack').template);
+    expect(Object.values(apiTemplate.findResources('AWS::ApiGatewayV2::Route')).map((r: any) => r.Properties.RouteKey).sort())
+      .toEqual(['$connect', '$default', '$disconnect']);
+  });
+
+  test('a throttled route whose function lives in another stack throws with what to change', () => {
+    const app = new App();
+    const apiStack = new Stack(app, 'ApiStack');
+    const routeStack = new Stack(app, 'RouteStack');
+    const orders = new lambda.Function(routeStack, 'Orders', {
+      runtime: lambda.Runtime.NODEJS_24_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    expect(() => new AuthenticatedWebSocketApi(apiStack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(apiStack, 'S')),
+      routes: { orders: RouteTarget.function(orders) },
+      routeThrottle: { orders: { rateLimit: 5 } },
+    })).toThrow(/routeThrottle names route 'orders', whose function lives in stack 'RouteStack'.*Drop routeThrottle\['orders'\]/);
+  });
+
+  test('any WebSocket integration can serve a route: SQS through WebSocketAwsIntegration, or a mock', () => {
+    const { template } = withRoutes((stack) => {
+      const role = new iam.Role(stack, 'SqsRole', { assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com') });
+      return {
+        enqueue: RouteTarget.integration(new integrations.WebSocketAwsIntegration('Enqueue', {
+          integrationUri: 'arn:aws:apigateway:eu-west-1:sqs:path/111111111111/orders',
+          integrationMethod: 'POST',
+          credentialsRole: role,
+          requestTemplates: { $default: 'Action=SendMessage&MessageBody=$input.body' },
+          templateSelectionExpression: '\\$default',
+        })),
+        echo: RouteTarget.integration(new integrations.WebSocketMockIntegration('Echo'), { returnResponse: true }),
+      };
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS',
+      IntegrationUri: 'arn:aws:apigateway:eu-west-1:sqs:path/111111111111/orders',
+      RequestTemplates: { $default: 'Action=SendMessage&MessageBody=$input.body' },
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'MOCK' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'echo', RouteResponseSelectionExpression: '$default' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'enqueue' });
   });
 
   test('returnResponse sends the function\'s answer back to the client', () => {
-    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack), { returnResponse: true }) }));
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.function(userFunction(stack), { returnResponse: true }) }));
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'orders', RouteResponseSelectionExpression: '$default' });
     template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', { RouteResponseKey: '$default' });
   });
 
   test('an imported function is wired with a warning that it gets no environment or grants', () => {
-    const { stack } = withRoutes((s) => ({ orders: RouteTarget.lambda(lambda.Function.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:eu-west-1:111111111111:function:orders')) }));
+    const { stack } = withRoutes((s) => ({ orders: RouteTarget.function(lambda.Function.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:eu-west-1:111111111111:function:orders')) }));
     Annotations.fromStack(stack).hasWarning('/TestStack/Chat', Match.stringLikeRegexp("Route 'orders' targets a function this app did not define.*set them on the function"));
   });
 
@@ -401,8 +487,8 @@ describe('routes', () => {
 
   test('several routes live side by side', () => {
     const { template } = withRoutes((stack) => ({
-      orders: RouteTarget.lambda(userFunction(stack)),
-      stock: RouteTarget.lambda(userFunction(stack, 'Stock')),
+      orders: RouteTarget.function(userFunction(stack)),
+      stock: RouteTarget.function(userFunction(stack, 'Stock')),
       legacy: RouteTarget.http('http://backend.example'),
     }));
     template.resourceCountIs('AWS::ApiGatewayV2::Route', 6);
