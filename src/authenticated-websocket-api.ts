@@ -1,4 +1,4 @@
-import { Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -88,7 +88,7 @@ export interface AuthenticatedWebSocketApiProps {
 
   /**
    * The name of the WebSocket API.
-   * @default - the construct's unique id
+   * @default - the construct's unique id: its path in the app and a hash, e.g. `ChatStackChat1A2B3C4D`
    */
   readonly apiName?: string;
 
@@ -208,8 +208,11 @@ export interface AuthenticatedWebSocketApiProps {
   readonly pointInTimeRecovery?: boolean;
 
   /**
-   * Encrypt the registry with this customer-managed KMS key; the functions get the key grants they need.
-   * @default - an AWS managed key (`aws/dynamodb`)
+   * Encrypt the registry, the fan-out queues and every log group (the functions' and the access
+   * logs) with this customer-managed KMS key; the functions get the key grants they need. A key
+   * this app defines also lets CloudWatch Logs use it (log groups of this account and region); an
+   * imported key's policy must allow that already.
+   * @default - AWS managed encryption: `aws/dynamodb` for the registry, SQS-managed for the queues, CloudWatch Logs' own for the logs
    */
   readonly encryptionKey?: kms.IKey;
 
@@ -388,6 +391,7 @@ export class AuthenticatedWebSocketApi extends Construct {
     }
 
     /** Every bundled function: its own role with inline grants only, its own log group, one architecture. */
+    if (props.encryptionKey) this.allowLogsToUseKey(props.encryptionKey);
     const bundled: lambda.Function[] = [];
     const bundle = <F extends lambda.Function>(
       fnId: string,
@@ -395,7 +399,7 @@ export class AuthenticatedWebSocketApi extends Construct {
       fnProps: lambda.FunctionOptions,
       sizing: HandlerOptions | undefined,
     ): F => {
-      const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention });
+      const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention, encryptionKey: props.encryptionKey });
       const role = new iam.Role(this, `${fnId}Role`, {
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         description: fnProps.description,
@@ -490,14 +494,17 @@ export class AuthenticatedWebSocketApi extends Construct {
     this.grantRegistry(this.publisherFunction, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
 
     if (fanOut.queued) {
+      const queueEncryption = props.encryptionKey
+        ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: props.encryptionKey }
+        : { encryption: sqs.QueueEncryption.SQS_MANAGED };
       this.fanOutDeadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        ...queueEncryption,
         enforceSSL: true,
         retentionPeriod: Duration.days(14),
       });
       const workerTimeout = Duration.minutes(2);
       this.fanOutQueue = new sqs.Queue(this, 'FanOutQueue', {
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        ...queueEncryption,
         enforceSSL: true,
         // Six times the worker's timeout, as Lambda advises for SQS event sources.
         visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
@@ -523,16 +530,16 @@ export class AuthenticatedWebSocketApi extends Construct {
         reportBatchItemFailures: true,
       }));
       this.grantRegistry(this.fanOutWorker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
-      this.fanOutQueue.grantSendMessages(this.fanOutWorker); // the rest of a segment cut off by the timeout
-      this.fanOutDeadLetterQueue.grantSendMessages(this.fanOutWorker); // recipients it could not reach
+      grantEnqueue(this.fanOutQueue, this.fanOutWorker, props.encryptionKey); // the rest of a segment cut off by the timeout
+      grantEnqueue(this.fanOutDeadLetterQueue, this.fanOutWorker, props.encryptionKey); // recipients it could not reach
       for (const sender of [this.messageFunction, this.publisherFunction]) {
         sender.addEnvironment(Env.FANOUT_QUEUE_URL, this.fanOutQueue.queueUrl);
-        this.fanOutQueue.grantSendMessages(sender);
+        grantEnqueue(this.fanOutQueue, sender, props.encryptionKey);
       }
     }
 
     this.webSocketApi = new apigwv2.WebSocketApi(this, 'Api', {
-      apiName: props.apiName,
+      apiName: props.apiName ?? Names.uniqueId(this),
       routeSelectionExpression: props.routeSelectionExpression ?? '$request.body.action',
       connectRouteOptions: {
         integration: new WebSocketLambdaIntegration('ConnectIntegration', this.connectionFunction),
@@ -548,7 +555,7 @@ export class AuthenticatedWebSocketApi extends Construct {
     );
 
     if (props.accessLogs ?? true) {
-      this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention });
+      this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention, encryptionKey: props.encryptionKey });
     }
     this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
       webSocketApi: this.webSocketApi,
@@ -560,6 +567,7 @@ export class AuthenticatedWebSocketApi extends Construct {
         format: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       } : undefined,
     });
+    if (!this.accessLogGroup) acknowledgeNag(this.stage, 'AwsSolutions-APIG1', NagReasons.ACCESS_LOGS_OFF);
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
 
@@ -804,6 +812,27 @@ export class AuthenticatedWebSocketApi extends Construct {
     return this.metricHandler(HandlerMetrics.AUTH_DENIED, props);
   }
 
+  /**
+   * Lets CloudWatch Logs encrypt and decrypt with `key`, for log groups of this account and region
+   * (the key policy statement AWS documents). An imported key's policy cannot be changed from here.
+   */
+  private allowLogsToUseKey(key: kms.IKey): void {
+    const stack = Stack.of(this);
+    const { statementAdded } = key.addToResourcePolicy(new iam.PolicyStatement({
+      principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: { 'kms:EncryptionContext:aws:logs:arn': stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+      },
+    }));
+    if (!statementAdded) {
+      Annotations.of(this).addWarningV2('cdk-authenticated-websocket-api:importedEncryptionKey',
+        'encryptionKey was imported, so its key policy cannot be extended here: it must let CloudWatch Logs '
+        + `(logs.${stack.region}.amazonaws.com) use it for this account's log groups, or the log groups fail to deploy.`);
+    }
+  }
+
   /** Grants `execute-api:ManageConnections` for `methods` (POST, GET, DELETE) on this stage's @connections. */
   private grantConnections(grantee: iam.IGrantable, methods: string[]): iam.Grant {
     const api = Stack.of(this).formatArn({ service: 'execute-api', resource: this.webSocketApi.apiId });
@@ -844,6 +873,15 @@ export class AuthenticatedWebSocketApi extends Construct {
     }
     return grant;
   }
+}
+
+/**
+ * `queue.grantSendMessages` without its wildcard KMS actions (`kms:ReEncrypt*`, `kms:GenerateDataKey*`):
+ * sending to a queue encrypted with `key` takes GenerateDataKey and Decrypt.
+ */
+function grantEnqueue(queue: sqs.IQueue, grantee: iam.IGrantable, key: kms.IKey | undefined): void {
+  iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resourceArns: [queue.queueArn] });
+  if (key) key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
 }
 
 function validateProps(props: AuthenticatedWebSocketApiProps): void {

@@ -178,6 +178,17 @@ describe('props', () => {
     quickStart({ apiName: 'chat' }).template.hasResourceProperties('AWS::ApiGatewayV2::Api', { Name: 'chat' });
   });
 
+  test('without apiName, each API is named after its construct path, so two APIs never share a name', () => {
+    const stack = newStack();
+    const auth = WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S'));
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth });
+    new AuthenticatedWebSocketApi(stack, 'Orders', { auth });
+    const names = Object.values(Template.fromStack(stack).findResources('AWS::ApiGatewayV2::Api')).map((r: any) => r.Properties.Name).sort();
+    expect(names).toHaveLength(2);
+    expect(names[0]).toMatch(/^TestStackChat[0-9A-F]{8}$/);
+    expect(names[1]).toMatch(/^TestStackOrders[0-9A-F]{8}$/);
+  });
+
   test('fanOut: FanOut.inline({ concurrency }) reaches the message handler', () => {
     quickStart({ fanOut: FanOut.inline({ concurrency: 25 }) }).template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ FANOUT_CONCURRENCY: '25' }) },
@@ -254,6 +265,42 @@ describe('operational knobs', () => {
     const readerPolicy = Object.values(template.findResources('AWS::IAM::Policy'))
       .find((p: any) => p.Properties.Roles.some((r: any) => r.Ref === logicalId(template, 'AWS::IAM::Role', 'Reader'))) as any;
     expect(kmsOf(readerPolicy.Properties.PolicyDocument.Statement)).toEqual([{ Action: ['kms:Decrypt', 'kms:DescribeKey'], Effect: 'Allow', Resource: keyArn }]);
+  });
+
+  test('encryptionKey also encrypts the fan-out queues and every log group, and lets CloudWatch Logs use the key', () => {
+    const stack = newStack();
+    const key = new kms.Key(stack, 'RegistryKey');
+    new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')), encryptionKey: key, fanOut: FanOut.queue(),
+    });
+    const template = Template.fromStack(stack);
+    const keyArn = { 'Fn::GetAtt': [logicalId(template, 'AWS::KMS::Key', 'RegistryKey'), 'Arn'] };
+    const queues = Object.values(template.findResources('AWS::SQS::Queue')) as any[];
+    expect(queues).toHaveLength(2);
+    for (const queue of queues) {
+      expect(queue.Properties.KmsMasterKeyId).toEqual(keyArn);
+      expect(queue.Properties.SqsManagedSseEnabled).toBeUndefined();
+    }
+    const logGroups = Object.values(template.findResources('AWS::Logs::LogGroup')) as any[];
+    expect(logGroups).toHaveLength(7); // six functions and the access logs
+    for (const group of logGroups) expect(group.Properties.KmsKeyId).toEqual(keyArn);
+    const keyPolicy = (Object.values(template.findResources('AWS::KMS::Key'))[0] as any).Properties.KeyPolicy.Statement;
+    expect(keyPolicy).toContainEqual(expect.objectContaining({
+      Principal: { Service: 'logs.eu-west-1.amazonaws.com' },
+      Condition: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': expect.anything() } },
+    }));
+    // Senders encrypt what they enqueue; the worker decrypts what it receives.
+    for (const prefix of ['ChatMessageHandler', 'ChatPublisher', 'ChatFanOutWorker']) {
+      expect(actionsOf(statementsOf(template, prefix).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(keyArn))))
+        .toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:GenerateDataKey']));
+    }
+  });
+
+  test('an imported encryptionKey comes with a warning that its policy must let CloudWatch Logs use it', () => {
+    const stack = newStack();
+    const key = kms.Key.fromKeyArn(stack, 'Imported', 'arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555');
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')), encryptionKey: key });
+    Annotations.fromStack(stack).hasWarning('/TestStack/Chat', Match.stringLikeRegexp('encryptionKey was imported.*logs\\.eu-west-1\\.amazonaws\\.com'));
   });
 
   test('architecture applies to every bundled function', () => {

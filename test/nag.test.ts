@@ -73,6 +73,16 @@ describe('the default form', () => {
   });
 });
 
+describe('without access logs', () => {
+  const { stack, api, secret } = quickStart({ accessLogs: false });
+  Validations.of(secret).acknowledge({ id: 'AwsSolutions-SMG4', reason: 'A test secret; the app that owns the secret decides its rotation.' });
+
+  test('AwsSolutions reports no error: the stage acknowledges APIG1 with the reason', () => {
+    expect(findings(stack)).toEqual([]);
+    expect(acknowledgements(api)['Stage']['AwsSolutions-APIG1']).toMatch(/turned off on purpose \(accessLogs: false\)/);
+  });
+});
+
 describe('the fully configured form', () => {
   const { stack, api, extras } = fullyConfigured();
   // The app's own resources beside the construct: their findings are the app's to settle.
