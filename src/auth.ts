@@ -68,25 +68,16 @@ export class TokenLocation {
   ) {}
 }
 
-/** How a bundled authorizer checks a JWT, whatever signs it. */
-export interface JwtVerificationOptions {
+/**
+ * What the bundled authorizer checks of every token, whoever issues it. Cognito derives the issuer
+ * and audience itself; the other issuers add them with `JwtVerificationOptions`.
+ */
+export interface TokenVerificationOptions {
   /**
    * Where clients put the token.
    * @default TokenLocation.header('Authorization')
    */
   readonly tokenLocation?: TokenLocation;
-
-  /**
-   * The `iss` a token must carry.
-   * @default - `iss` is not checked
-   */
-  readonly issuer?: string;
-
-  /**
-   * The accepted `aud` values: a token must carry at least one of them.
-   * @default - `aud` is not checked
-   */
-  readonly audience?: string[];
 
   /**
    * The JWS algorithms accepted. Any other algorithm, `none` included, is refused. HMAC algorithms
@@ -124,6 +115,21 @@ export interface JwtVerificationOptions {
   readonly requiredClaims?: { [claim: string]: string };
 }
 
+/** How a bundled authorizer checks a JWT of an issuer it is told about: signature, claims, issuer and audience. */
+export interface JwtVerificationOptions extends TokenVerificationOptions {
+  /**
+   * The `iss` a token must carry.
+   * @default - `iss` is not checked
+   */
+  readonly issuer?: string;
+
+  /**
+   * The accepted `aud` values: a token must carry at least one of them.
+   * @default - `aud` is not checked
+   */
+  readonly audience?: string[];
+}
+
 /** Options for `WebSocketAuth.hmacSecret`. */
 export interface HmacSecretAuthOptions extends JwtVerificationOptions {}
 
@@ -159,9 +165,9 @@ export enum CognitoTokenUse {
 
 /**
  * Options for `WebSocketAuth.cognito`. The issuer and the key set come from the user pool and the
- * audience from the clients, so `issuer` and `audience` may not be given.
+ * audience from the app clients, so there is no `issuer` or `audience` to set.
  */
-export interface CognitoAuthOptions extends JwtVerificationOptions {
+export interface CognitoAuthOptions extends TokenVerificationOptions {
   /** The app clients whose tokens are accepted (at least one). */
   readonly userPoolClients: cognito.IUserPoolClient[];
 
@@ -232,7 +238,9 @@ export abstract class WebSocketAuth {
    * @param options the accepted app clients, the token use, and what else the authorizer checks
    */
   public static cognito(userPool: cognito.IUserPool, options: CognitoAuthOptions): WebSocketAuth {
-    if (options.issuer !== undefined || options.audience !== undefined) {
+    // JavaScript callers are not stopped by the type: say so rather than ignore them.
+    const untyped = options as JwtVerificationOptions;
+    if (untyped.issuer !== undefined || untyped.audience !== undefined) {
       throw new Error('WebSocketAuth.cognito: leave out `issuer` and `audience`; the issuer comes from the user pool and the audience from `userPoolClients`.');
     }
     if (!options.userPoolClients || options.userPoolClients.length === 0) {

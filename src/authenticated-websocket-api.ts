@@ -4,6 +4,7 @@ import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -28,7 +29,7 @@ import { acknowledgeGrantWildcards, acknowledgeNag, NagReasons } from './nag-sup
 import { RouteTarget } from './route-target';
 import { Defaults, Env, HandlerMetrics, ObservabilityEnv, Registry } from './runtime/environment';
 
-/** Sizing of one bundled function. */
+/** Sizing, timeout, environment and network of one bundled function. */
 export interface HandlerOptions {
   /**
    * Memory in MB (128 to 10240); CPU grows with it.
@@ -42,9 +43,43 @@ export interface HandlerOptions {
    * @default - none: the function shares the account's unreserved concurrency
    */
   readonly reservedConcurrency?: number;
+
+  /**
+   * How long one invocation may run (1 second to 15 minutes). The fan-out worker's queue keeps a
+   * task invisible for six times the worker's timeout, as Lambda advises for SQS event sources.
+   * @default - 10 seconds for the authorizer and connection handler, 30 for the message handler, 60 for the publisher, 1 minute for the expiry sweeper, 2 minutes for the fan-out worker
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Extra environment variables, e.g. for a Lambda extension or `NODE_OPTIONS`. Names the
+   * construct sets itself (`CONNECTIONS_*`, `CALLBACK_URL`, `AUTH_*`, `FANOUT_*`, ...) and names
+   * Lambda reserves (`AWS_*`) are refused.
+   * @default - only what the construct sets
+   */
+  readonly environment?: { [name: string]: string };
+
+  /**
+   * Run the function in this VPC. It then reaches DynamoDB, @connections, SQS and Secrets Manager
+   * through the VPC: give it a NAT gateway or VPC endpoints (`execute-api` for @connections).
+   * @default - not in a VPC
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * The subnets of `vpc` the function runs in.
+   * @default - the VPC's private subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * The security groups of the function, with `vpc`.
+   * @default - a new security group allowing all outbound traffic
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
 }
 
-/** Sizing of the bundled functions, one entry per function. */
+/** Sizing, timeout, environment and network of the bundled functions, one entry per function. */
 export interface BundledHandlersOptions {
   /**
    * The `$connect` authorizer.
@@ -224,8 +259,8 @@ export interface AuthenticatedWebSocketApiProps {
   readonly architecture?: lambda.Architecture;
 
   /**
-   * Memory and reserved concurrency of the bundled functions, one entry per function.
-   * @default - each function's default size, no reserved concurrency
+   * Memory, reserved concurrency, timeout, extra environment and VPC of the bundled functions, one entry per function.
+   * @default - each function's default size and timeout, no reserved concurrency, not in a VPC
    */
   readonly handlers?: BundledHandlersOptions;
 }
@@ -235,6 +270,8 @@ const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 /** API Gateway allows 300 routes per API; `$connect`, `$disconnect` and `$default` take three. */
 const MAX_CUSTOM_ROUTES = 297;
 const BUILT_IN_ROUTES = ['$connect', '$disconnect', '$default'];
+/** Environment variables the construct sets on its functions: `handlers.*.environment` may not set them. */
+const CONSTRUCT_ENVIRONMENT: string[] = [...Object.values(Env), ...Object.values(ObservabilityEnv)];
 
 /** KMS actions DynamoDB needs of a caller on a customer-managed table key (CDK's, wildcards spelled out). */
 const KMS_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
@@ -412,6 +449,11 @@ export class AuthenticatedWebSocketApi extends Construct {
         tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
         memorySize: sizing?.memorySize ?? fnProps.memorySize,
         reservedConcurrentExecutions: sizing?.reservedConcurrency,
+        timeout: sizing?.timeout ?? fnProps.timeout,
+        environment: { ...fnProps.environment, ...sizing?.environment },
+        vpc: sizing?.vpc,
+        vpcSubnets: sizing?.vpcSubnets,
+        securityGroups: sizing?.securityGroups,
       });
       // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
       logGroup.grantWrite(role);
@@ -502,7 +544,7 @@ export class AuthenticatedWebSocketApi extends Construct {
         enforceSSL: true,
         retentionPeriod: Duration.days(14),
       });
-      const workerTimeout = Duration.minutes(2);
+      const workerTimeout = handlers.fanOutWorker?.timeout ?? Duration.minutes(2);
       this.fanOutQueue = new sqs.Queue(this, 'FanOutQueue', {
         ...queueEncryption,
         enforceSSL: true,
@@ -933,6 +975,18 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     const memory = sizing?.memorySize;
     if (memory !== undefined && !Token.isUnresolved(memory) && !(Number.isInteger(memory) && memory >= 128 && memory <= 10_240)) {
       throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.memorySize is ${memory}; use a whole number of MB from 128 to 10240.`);
+    }
+    const timeout = sizing?.timeout?.toSeconds();
+    if (timeout !== undefined && !Token.isUnresolved(timeout) && !(timeout >= 1 && timeout <= 900)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.timeout is ${timeout} seconds; Lambda allows 1 second to 15 minutes.`);
+    }
+    for (const variable of Object.keys(sizing?.environment ?? {})) {
+      if (CONSTRUCT_ENVIRONMENT.includes(variable) || variable.startsWith('AWS_')) {
+        throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.environment sets ${variable}, which ${variable.startsWith('AWS_') ? 'Lambda reserves' : 'the construct sets itself'}; leave it out, or use a name of your own.`);
+      }
+    }
+    if (!sizing?.vpc && (sizing?.vpcSubnets || sizing?.securityGroups)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name} has vpcSubnets or securityGroups without vpc; add vpc, or drop them.`);
     }
     const reserved = sizing?.reservedConcurrency;
     if (reserved !== undefined && !Token.isUnresolved(reserved) && !(Number.isInteger(reserved) && reserved >= 1)) {

@@ -141,6 +141,13 @@ describe('WebSocketAuth.cognito', () => {
     });
   });
 
+  test('its options offer no issuer or audience: the type refuses them, and a JavaScript caller is told why', () => {
+    const stack = newStack();
+    const { userPool, web } = pool(stack);
+    // @ts-expect-error `issuer` is no Cognito option (the typecheck task fails should it become one again)
+    expect(() => WebSocketAuth.cognito(userPool, { userPoolClients: [web], issuer: 'https://x.example' })).toThrow(/leave out `issuer` and `audience`/);
+  });
+
   test.each([
     ['an issuer', { issuer: 'https://x.example' }, /leave out `issuer` and `audience`/],
     ['an audience', { audience: ['x'] }, /leave out `issuer` and `audience`/],

@@ -1,6 +1,7 @@
 import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -326,6 +327,37 @@ describe('operational knobs', () => {
     expect(fn('ChatPublisher').MemorySize).toBe(512);
   });
 
+  test('handlers set a function\'s timeout, extra environment and VPC, as NodejsFunction users expect', () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+    const sg = new ec2.SecurityGroup(stack, 'PublisherSg', { vpc });
+    new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')),
+      fanOut: FanOut.queue(),
+      handlers: {
+        publisher: {
+          timeout: Duration.seconds(90),
+          environment: { NODE_OPTIONS: '--enable-source-maps' },
+          vpc,
+          vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          securityGroups: [sg],
+        },
+        fanOutWorker: { timeout: Duration.minutes(5) },
+      },
+    });
+    const template = Template.fromStack(stack);
+    const fn = (prefix: string) => template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', prefix)].Properties;
+    expect(fn('ChatPublisher').Timeout).toBe(90);
+    expect(fn('ChatPublisher').Environment.Variables).toMatchObject({ NODE_OPTIONS: '--enable-source-maps', CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') } });
+    expect(fn('ChatPublisher').VpcConfig.SecurityGroupIds).toEqual([{ 'Fn::GetAtt': [logicalId(template, 'AWS::EC2::SecurityGroup', 'PublisherSg'), 'GroupId'] }]);
+    expect(fn('ChatPublisher').VpcConfig.SubnetIds).toHaveLength(2);
+    expect(fn('ChatMessageHandler').Timeout).toBe(30);
+    expect(fn('ChatMessageHandler').VpcConfig).toBeUndefined();
+    expect(fn('ChatFanOutWorker').Timeout).toBe(300);
+    // The queue keeps a task invisible for six times the worker's timeout.
+    template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 1800 });
+  });
+
   test('routeThrottle sets route settings over the stage throttle, once the routes exist', () => {
     const stack = newStack();
     const orders = new lambda.Function(stack, 'Orders', {
@@ -358,6 +390,9 @@ describe('invalid operational options throw with what to change', () => {
     ['a SNAPSHOT removal policy', { removalPolicy: RemovalPolicy.SNAPSHOT }, /removalPolicy SNAPSHOT is not supported by DynamoDB tables; use RemovalPolicy\.DESTROY/],
     ['100 MB of memory', { handlers: { message: { memorySize: 100 } } }, /handlers\.message\.memorySize is 100; use a whole number of MB from 128 to 10240/],
     ['a reserved concurrency of 0', { handlers: { authorizer: { reservedConcurrency: 0 } } }, /handlers\.authorizer\.reservedConcurrency is 0; use a whole number of 1 or more \(0 would stop the function\)/],
+    ['a timeout past 15 minutes', { handlers: { publisher: { timeout: Duration.minutes(20) } } }, /handlers\.publisher\.timeout is 1200 seconds; Lambda allows 1 second to 15 minutes/],
+    ['an environment variable the construct sets', { handlers: { message: { environment: { CALLBACK_URL: 'x' } } } }, /handlers\.message\.environment sets CALLBACK_URL, which the construct sets itself/],
+    ['an environment variable Lambda reserves', { handlers: { message: { environment: { AWS_REGION: 'x' } } } }, /handlers\.message\.environment sets AWS_REGION, which Lambda reserves/],
     ['fan-out worker options with inline fan-out', { handlers: { fanOutWorker: { memorySize: 1024 } } }, /handlers\.fanOutWorker applies to queued fan-out only; use fanOut: FanOut\.queue\(\)/],
     ['fewer reserved workers than segments', { fanOut: FanOut.queue({ segments: 8 }), handlers: { fanOutWorker: { reservedConcurrency: 4 } } }, /handlers\.fanOutWorker\.reservedConcurrency is 4, below the 8 workers the queue runs at once.*reserve at least 8/],
   ])('%s', (_name, props, message) => {
