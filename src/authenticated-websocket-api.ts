@@ -15,6 +15,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, IConstruct } from 'constructs';
+import { AuthenticatedWebSocketApiAttributes, AuthenticatedWebSocketApiBase, IAuthenticatedWebSocketApi, ImportedAuthenticatedWebSocketApi } from './api-base';
 import { WebSocketAuth } from './auth';
 import { createCustomDomain, customDomainUrl, validateDomainOptions, WebSocketDomainOptions } from './custom-domain';
 import { FanOut } from './fan-out';
@@ -25,9 +26,9 @@ import { FanOutWorkerFunction } from './handlers/fan-out-worker-function';
 import { MessageFunction } from './handlers/message-function';
 import { PublisherFunction } from './handlers/publisher-function';
 import { createAlarms, createDashboard, validateAlarmOptions, WebSocketApiAlarmOptions } from './monitoring';
-import { acknowledgeGrantWildcards, acknowledgeNag, NagReasons } from './nag-suppressions';
+import { acknowledgeNag, NagReasons } from './nag-suppressions';
 import { RouteTarget } from './route-target';
-import { Defaults, Env, HandlerMetrics, ObservabilityEnv, Registry } from './runtime/environment';
+import { Defaults, Env, ObservabilityEnv, Registry } from './runtime/environment';
 
 /** Sizing, timeout, environment and network of one bundled function. */
 export interface HandlerOptions {
@@ -304,12 +305,29 @@ const ACCESS_LOG_FIELDS: Record<string, string> = {
  * Out of the box, a client that sends `{"action":"broadcast","message":"Hello"}` reaches every
  * connection with `{"message":"Hello","sender":"<its user id>"}`.
  */
-export class AuthenticatedWebSocketApi extends Construct {
+export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
+  /**
+   * An API defined in another stack or app, from its id, stage and publisher: to grant a backend
+   * `grantSend` or `grantPostToConnections`, read `url` and `callbackUrl`, or alarm on its metrics.
+   * @param scope the construct the import belongs to
+   * @param id the construct id, unique within `scope`
+   * @param attrs the API's id, stage and publisher function ARN
+   */
+  public static fromAttributes(scope: Construct, id: string, attrs: AuthenticatedWebSocketApiAttributes): IAuthenticatedWebSocketApi {
+    return new ImportedAuthenticatedWebSocketApi(scope, id, attrs);
+  }
+
   /** The WebSocket API. */
   public readonly webSocketApi: apigwv2.WebSocketApi;
 
   /** The stage clients connect to. */
   public readonly stage: apigwv2.WebSocketStage;
+
+  /** The id of the API Gateway WebSocket API. */
+  public readonly webSocketApiId: string;
+
+  /** The name of the stage clients connect to. */
+  public readonly stageName: string;
 
   /**
    * The connection registry: one row per open connection (`connectionId`), with the user it
@@ -610,6 +628,8 @@ export class AuthenticatedWebSocketApi extends Construct {
       } : undefined,
     });
     if (!this.accessLogGroup) acknowledgeNag(this.stage, 'AwsSolutions-APIG1', NagReasons.ACCESS_LOGS_OFF);
+    this.webSocketApiId = this.webSocketApi.apiId;
+    this.stageName = this.stage.stageName;
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
 
@@ -634,7 +654,7 @@ export class AuthenticatedWebSocketApi extends Construct {
     }
     for (const closer of [this.messageFunction, this.expirySweeperFunction]) {
       closer.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
-      this.grantConnections(closer, ['POST', 'DELETE']);
+      this._grantConnections(closer, ['POST', 'DELETE']);
     }
     // The dimension of the handler metrics: every bundled function names the API it serves.
     for (const fn of bundled) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
@@ -664,43 +684,9 @@ export class AuthenticatedWebSocketApi extends Construct {
     if (props.dashboard) this.dashboard = createDashboard(this);
   }
 
-  /**
-   * Lets `grantee` post to, read and close this stage's connections through the @connections API
-   * (`execute-api:ManageConnections` on this API's stage only). The grant necessarily covers every
-   * connection id of the stage; the matching cdk-nag finding (AwsSolutions-IAM5) is acknowledged on
-   * the grantee's policy with that reason.
-   * @param grantee the principal to grant
-   */
-  public grantManageConnections(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.stage.grantManagementApiAccess(grantee);
-    acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
-    return grant;
-  }
-
-  /**
-   * Lets `grantee` post to this stage's connections through the @connections API, and nothing else
-   * (`execute-api:ManageConnections` on `POST/@connections/*` of this API's stage: no reading, no
-   * closing). The matching cdk-nag finding (AwsSolutions-IAM5) is acknowledged on the grantee's policy.
-   * @param grantee the principal to grant
-   */
-  public grantPostToConnections(grantee: iam.IGrantable): iam.Grant {
-    return this.grantConnections(grantee, ['POST']);
-  }
-
-  /**
-   * Lets `grantee` push to connections by invoking `publisherFunction` (`lambda:InvokeFunction` on
-   * it only): a Python service, a Step Function, a container, or a route Lambda. A `lambda.Function`
-   * grantee also gets `CONNECTIONS_PUBLISHER_FUNCTION_NAME` in its environment, which the
-   * `cdk-authenticated-websocket-api/lib/publish` helper reads.
-   * @param grantee the principal to grant
-   */
-  public grantSend(grantee: iam.IGrantable): iam.Grant {
-    if (grantee instanceof lambda.Function) {
-      grantee.addEnvironment(Env.PUBLISHER_FUNCTION_NAME, this.publisherFunction.functionName);
-    }
-    const grant = this.publisherFunction.grantInvoke(grantee);
-    acknowledgeGrantWildcards(grantee, grant, NagReasons.PUBLISHER_VERSIONS);
-    return grant;
+  /** @internal */
+  public _publisher(): lambda.IFunction {
+    return this.publisherFunction;
   }
 
   /**
@@ -710,148 +696,6 @@ export class AuthenticatedWebSocketApi extends Construct {
    */
   public grantReadConnections(grantee: iam.IGrantable): iam.Grant {
     return this.grantRegistry(grantee, DYNAMODB_READ_ACTIONS);
-  }
-
-  /**
-   * An API Gateway metric of this API's stage (namespace `AWS/ApiGateway`, dimensions `ApiId` and `Stage`).
-   * @param metricName e.g. `ConnectCount`, `MessageCount`, `ClientError`, `ExecutionError`, `IntegrationError`, `IntegrationLatency`
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metric(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/ApiGateway',
-      metricName,
-      dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: this.stage.stageName },
-      statistic: cloudwatch.Stats.SUM,
-      period: Duration.minutes(5),
-      ...props,
-    });
-  }
-
-  /**
-   * Connections API Gateway accepted (`ConnectCount`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricConnectCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ConnectCount', props);
-  }
-
-  /**
-   * Messages sent to and from clients (`MessageCount`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricMessageCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('MessageCount', props);
-  }
-
-  /**
-   * Requests API Gateway answered 4XX before calling an integration (`ClientError`), refused connects included.
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricClientError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ClientError', props);
-  }
-
-  /**
-   * Errors calling an integration (`ExecutionError`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricExecutionError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ExecutionError', props);
-  }
-
-  /**
-   * Integration answers with a 4XX/5XX status (`IntegrationError`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricIntegrationError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('IntegrationError', props);
-  }
-
-  /**
-   * Milliseconds between API Gateway calling an integration and its answer (`IntegrationLatency`).
-   * @param props statistic, period and the rest
-   * @default - average over 5 minutes
-   */
-  public metricIntegrationLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('IntegrationLatency', { statistic: cloudwatch.Stats.AVERAGE, ...props });
-  }
-
-  /**
-   * A metric the bundled handlers emit (namespace `AuthenticatedWebSocketApi`, dimension `ApiId`).
-   * @param metricName `Delivered`, `Gone`, `Failed`, `Throttled`, `Retried` or `AuthDenied`
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricHandler(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: HandlerMetrics.NAMESPACE,
-      metricName,
-      dimensionsMap: { [HandlerMetrics.API_DIMENSION]: this.webSocketApi.apiId },
-      statistic: cloudwatch.Stats.SUM,
-      period: Duration.minutes(5),
-      ...props,
-    });
-  }
-
-  /**
-   * Posts the @connections API accepted (`Delivered`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricDelivered(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.DELIVERED, props);
-  }
-
-  /**
-   * Recipients found gone (410) and removed from the registry (`Gone`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricGone(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.GONE, props);
-  }
-
-  /**
-   * Posts that failed after their retries (`Failed`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.FAILED, props);
-  }
-
-  /**
-   * Posts answered 429, each attempt (`Throttled`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricThrottled(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.THROTTLED, props);
-  }
-
-  /**
-   * Post attempts retried (`Retried`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricRetried(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.RETRIED, props);
-  }
-
-  /**
-   * Connections the authorizer refused with 401 or 403 (`AuthDenied`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricAuthDenied(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.AUTH_DENIED, props);
   }
 
   /**
@@ -873,18 +717,6 @@ export class AuthenticatedWebSocketApi extends Construct {
         'encryptionKey was imported, so its key policy cannot be extended here: it must let CloudWatch Logs '
         + `(logs.${stack.region}.amazonaws.com) use it for this account's log groups, or the log groups fail to deploy.`);
     }
-  }
-
-  /** Grants `execute-api:ManageConnections` for `methods` (POST, GET, DELETE) on this stage's @connections. */
-  private grantConnections(grantee: iam.IGrantable, methods: string[]): iam.Grant {
-    const api = Stack.of(this).formatArn({ service: 'execute-api', resource: this.webSocketApi.apiId });
-    const grant = iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['execute-api:ManageConnections'],
-      resourceArns: methods.map((method) => `${api}/${this.stage.stageName}/${method}/@connections/*`),
-    });
-    acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
-    return grant;
   }
 
   /**
