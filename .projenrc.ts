@@ -45,7 +45,12 @@ const project = new awscdk.AwsCdkConstructLibrary({
   },
   tsconfigDev: {
     include: ['.projenrc.ts'],
-    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } as any,
+    compilerOptions: {
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      // The example app imports the library by its package name, as a copy of it outside this repo does.
+      paths: { 'cdk-authenticated-websocket-api': ['./src/index.ts'] },
+    } as any,
   },
 
   // Handlers bundle jose and the AWS SDK v3 (pinned by our lockfile, not by the Lambda runtime).
@@ -99,6 +104,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
       testTimeout: 30_000,
       // jose ships ESM only; the tests run CommonJS, so jose is transpiled like our own sources.
       transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+      // The example app imports the library by its package name (see tsconfigDev's paths).
+      moduleNameMapper: { '^cdk-authenticated-websocket-api$': '<rootDir>/src/index.ts' },
     },
   },
 
@@ -171,11 +178,15 @@ packageTask.spawn(project.tasks.tryFind('package:js')!);
 
 // The example app, synthesized the way a consumer's CDK app is: by the CDK CLI (the README's
 // main command, `demo`, then serves it with the local gateway).
+// examples/chat/cdk.json is a consumer's (`npx ts-node --prefer-ts-exts app.ts`, the package
+// installed); here the package is this repo's src/, mapped by tsconfig.dev.json's paths at run time.
 const synthExample = project.addTask('synth:example', {
   description: 'Bundle the handlers and synthesize examples/chat into examples/chat/cdk.out',
   cwd: 'examples/chat',
-  exec: 'cdk synth --no-notices --quiet',
+  exec: 'cdk synth --no-notices --quiet --app "npx ts-node -r tsconfig-paths/register --prefer-ts-exts app.ts"',
+  env: { TS_NODE_PROJECT: '../../tsconfig.dev.json' },
 });
+project.addDevDeps('tsconfig-paths@^4');
 synthExample.prependSpawn(project.tasks.tryFind('bundle')!);
 
 // ---- local gateway (`authws`) --------------------------------------------------------------
