@@ -178,6 +178,23 @@ export interface CognitoAuthOptions extends TokenVerificationOptions {
   readonly tokenUse?: CognitoTokenUse;
 }
 
+/** Options for `WebSocketAuth.lambdaAuthorizer`. */
+export interface LambdaAuthorizerOptions {
+  /**
+   * Where clients put their token: API Gateway refuses a connect without it (401) before your
+   * function runs, and passes it in the event (`headers`, `queryStringParameters`).
+   * @default TokenLocation.header('Authorization')
+   */
+  readonly tokenLocation?: TokenLocation;
+
+  /**
+   * Keys of your function's `context` copied into the connection's registry row, as `contextClaims`
+   * of the bundled authorizer are.
+   * @default - none
+   */
+  readonly contextClaims?: string[];
+}
+
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
 const PUBLIC_KEY_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 
@@ -255,6 +272,24 @@ export abstract class WebSocketAuth {
     });
   }
 
+  /**
+   * Your own `$connect` REQUEST authorizer: your function decides who connects, and the registry,
+   * broadcast, send and expiry work as with the bundled one.
+   *
+   * It receives API Gateway's REQUEST authorizer event and answers an IAM policy allowing
+   * `execute-api:Invoke` (or denying it) with `principalId` set to the user id. In `context`
+   * it may add `expiresAt` (epoch seconds: past it the connection is closed, as with a token's
+   * `exp`) and the keys listed in `contextClaims`. The construct neither bundles nor changes the
+   * function (no environment, no grants); API Gateway gets the permission to invoke it.
+   * `{"action":"reauth"}` is answered with an error frame: only the bundled verifier checks a
+   * fresh token.
+   * @param handler your authorizer function
+   * @param options where the token travels, and what of your context the registry keeps
+   */
+  public static lambdaAuthorizer(handler: lambda.IFunction, options: LambdaAuthorizerOptions = {}): WebSocketAuth {
+    return new CustomAuthorizerAuth(handler, options);
+  }
+
   /** Where clients put their token. */
   public abstract readonly tokenLocation: TokenLocation;
 
@@ -267,6 +302,34 @@ export abstract class WebSocketAuth {
    * @internal
    */
   public abstract _bind(verifier: lambda.Function): void;
+
+  /**
+   * The authorizer function of `lambdaAuthorizer`, used instead of the bundled one.
+   * @internal
+   */
+  public _customAuthorizer(): lambda.IFunction | undefined {
+    return undefined;
+  }
+}
+
+/** `WebSocketAuth.lambdaAuthorizer`: the user's function authorizes; nothing to configure on ours. */
+class CustomAuthorizerAuth extends WebSocketAuth {
+  public readonly tokenLocation: TokenLocation;
+  public readonly contextClaims: string[];
+
+  constructor(private readonly handler: lambda.IFunction, options: LambdaAuthorizerOptions) {
+    super();
+    this.tokenLocation = options.tokenLocation ?? TokenLocation.header();
+    this.contextClaims = validateClaims(options);
+  }
+
+  public _bind(_verifier: lambda.Function): void {
+    // Nothing to verify with: the message handler refuses reauth without AUTH_* settings.
+  }
+
+  public _customAuthorizer(): lambda.IFunction {
+    return this.handler;
+  }
 }
 
 class HmacSecretAuth extends WebSocketAuth {
@@ -330,7 +393,7 @@ function durationMs(name: string, value: Duration | undefined, fallback: number,
   return ms;
 }
 
-function validateClaims(options: JwtVerificationOptions): string[] {
+function validateClaims(options: TokenVerificationOptions): string[] {
   const userIdClaim = options.userIdClaim ?? Defaults.USER_ID_CLAIM;
   if (userIdClaim.trim() === '') {
     throw new Error('WebSocketAuth: `userIdClaim` is empty; name the claim that identifies the user (default \'sub\').');

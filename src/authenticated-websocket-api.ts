@@ -335,8 +335,11 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
    */
   public readonly table: dynamodb.Table;
 
-  /** The `$connect` REQUEST authorizer: verifies the token. */
-  public readonly authorizerFunction: lambda.Function;
+  /**
+   * The `$connect` REQUEST authorizer: the bundled one, which verifies the token, or your own
+   * (`WebSocketAuth.lambdaAuthorizer`).
+   */
+  public readonly authorizerFunction: lambda.IFunction;
 
   /** Serves `$connect` and `$disconnect`: registers and removes connections. */
   public readonly connectionFunction: lambda.Function;
@@ -482,12 +485,19 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
       return fn;
     };
 
-    this.authorizerFunction = bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
-      description: 'Verifies the JWT of a WebSocket $connect',
-      memorySize: 256,
-      timeout: Duration.seconds(10),
-    }, handlers.authorizer);
-    props.auth._bind(this.authorizerFunction);
+    // Your own authorizer (WebSocketAuth.lambdaAuthorizer), or the bundled one configured by `auth`.
+    const customAuthorizer = props.auth._customAuthorizer();
+    if (customAuthorizer) {
+      this.authorizerFunction = customAuthorizer;
+    } else {
+      const verifier = bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
+        description: 'Verifies the JWT of a WebSocket $connect',
+        memorySize: 256,
+        timeout: Duration.seconds(10),
+      }, handlers.authorizer);
+      props.auth._bind(verifier);
+      this.authorizerFunction = verifier;
+    }
 
     this.connectionFunction = bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
       description: 'Registers WebSocket connections on $connect and removes them on $disconnect',
@@ -824,6 +834,9 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     if (reserved !== undefined && !Token.isUnresolved(reserved) && !(Number.isInteger(reserved) && reserved >= 1)) {
       throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.reservedConcurrency is ${reserved}; use a whole number of 1 or more (0 would stop the function), or leave it out.`);
     }
+  }
+  if (handlers.authorizer && props.auth._customAuthorizer()) {
+    throw new Error('AuthenticatedWebSocketApi: handlers.authorizer sizes the bundled authorizer, but auth is WebSocketAuth.lambdaAuthorizer(fn); size your own function where you define it, and drop handlers.authorizer.');
   }
   if (handlers.fanOutWorker) {
     const fanOut = props.fanOut;

@@ -3,6 +3,7 @@ import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
 import { eventFields, withInvocation } from '../runtime/invocation';
+import { Env } from '../runtime/environment';
 import { errorName, logEvent } from '../runtime/log';
 import { addDeliveryMetrics } from '../runtime/metrics';
 import { reauthenticate } from '../runtime/reauth';
@@ -53,6 +54,10 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
         await delivery.toConnection(connectionId, pongFrame());
         break;
       case 'reauth':
+        if (!process.env[Env.AUTH_SECRET_ARN] && !process.env[Env.AUTH_JWKS_URL]) {
+          // WebSocketAuth.lambdaAuthorizer: the API's own function checks tokens, on $connect only.
+          throw new MessageRejectedError('BadRequest', 'reauth is not available on this API: its tokens are checked when connecting only; reconnect with a fresh token.');
+        }
         verifier ??= TokenVerifier.fromEnvironment(process.env);
         await delivery.toConnection(connectionId,
           await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token));
