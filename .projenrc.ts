@@ -30,6 +30,9 @@ const project = new awscdk.AwsCdkConstructLibrary({
   releaseToNpm: true,
   // The workflows run on Node 22, a release jsii supports; contributors get the same from .nvmrc.
   workflowNodeVersion: '22.x',
+  // The bump step's tool: 13.x pulls in conventional-changelog packages that require Node 22, which
+  // `npm ci` reports as EBADENGINE on Node 20; 12.x needs Node 18 and bumps the same way.
+  bumpPackage: 'commit-and-tag-version@^12',
 
   cdkVersion: '2.276.0',
   constructsVersion: '10.5.1',
@@ -140,10 +143,6 @@ project.compileTask.reset('jsii --fail-on-warnings');
 // .nvmrc and the workflows use Node 22, which jsii supports and which prints none.
 project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
 new TextFile(project, '.nvmrc', { lines: ['22'] });
-// The release tooling's bump step: 13.x pulls in conventional-changelog packages that require
-// Node 22, which `npm ci` reports as EBADENGINE on Node 20; 12.x needs Node 18 and bumps the same way.
-project.deps.removeDependency('commit-and-tag-version');
-project.addDevDeps('commit-and-tag-version@^12');
 // npm 11 blocks dependencies' install scripts and lists the ones it skipped after every `npm ci`.
 // Neither is needed: esbuild's postinstall only checks the binary its optional dependency brings,
 // and classic-level (dynalite's on-disk store, a native addon) is never loaded: dynalite runs in memory.

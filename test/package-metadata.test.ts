@@ -48,6 +48,9 @@ describe('release, as cdklabs libraries do it', () => {
       expect.arrayContaining(['bump', 'build', 'unbump']));
     expect(tasks['package-all'].steps.map((step: { spawn: string }) => step.spawn)).toEqual(
       ['package:js', 'package:java', 'package:python', 'package:dotnet', 'package:go']);
+    // The bump tool installs without engine warnings on Node 20 (13.x brings packages requiring Node 22).
+    expect(tasks.bump.env.BUMP_PACKAGE).toBe('commit-and-tag-version@^12');
+    expect(pkg.devDependencies['commit-and-tag-version']).toBe('^12');
     // Pull requests build on GitHub with the same command as .ci/run.
     expect(JSON.stringify(parse(read('.github', 'workflows', 'build.yml')).jobs.build.steps)).toContain('npx projen build');
   });
