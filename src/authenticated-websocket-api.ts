@@ -271,6 +271,7 @@ const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 /** API Gateway allows 300 routes per API; `$connect`, `$disconnect` and `$default` take three. */
 const MAX_CUSTOM_ROUTES = 297;
 const BUILT_IN_ROUTES = ['$connect', '$disconnect', '$default'];
+const DEFAULT_FAN_OUT = FanOut.inline();
 /** Environment variables the construct sets on its functions: `handlers.*.environment` may not set them. */
 const CONSTRUCT_ENVIRONMENT: string[] = [...Object.values(Env), ...Object.values(ObservabilityEnv)];
 
@@ -413,6 +414,9 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
   public readonly dashboard?: cloudwatch.Dashboard;
 
   private readonly encryptionKey?: kms.IKey;
+  private readonly props: AuthenticatedWebSocketApiProps;
+  /** Every bundled function, for what they all get (the metrics' API id). */
+  private readonly bundledFunctions: lambda.Function[] = [];
 
   /**
    * @param scope the construct this API belongs to, usually a stack
@@ -422,12 +426,67 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
   constructor(scope: Construct, id: string, props: AuthenticatedWebSocketApiProps) {
     super(scope, id);
     validateProps(props);
-    const stageName = props.stageName ?? 'dev';
-    const handlers = props.handlers ?? {};
-    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.props = props;
     this.encryptionKey = props.encryptionKey;
+    if (props.encryptionKey) this.allowLogsToUseKey(props.encryptionKey);
 
-    this.table = new dynamodb.Table(this, 'Connections', {
+    // The registry and the bundled functions around it.
+    this.table = this.createRegistry();
+    this.authorizerFunction = this.createAuthorizer();
+    this.connectionFunction = this.createConnectionHandler();
+    this.messageFunction = this.createMessageHandler();
+    this.expirySweeperFunction = this.createExpirySweeper();
+    this.publisherFunction = this.createPublisher();
+    const queued = this.fanOut.queued ? this.createFanOutQueue() : undefined;
+    this.fanOutQueue = queued?.queue;
+    this.fanOutDeadLetterQueue = queued?.deadLetterQueue;
+    this.fanOutWorker = queued?.worker;
+
+    // The API, its stage, and what the functions learn of them.
+    this.webSocketApi = this.createApi();
+    this.accessLogGroup = (props.accessLogs ?? true)
+      ? new logs.LogGroup(this, 'AccessLogs', { retention: this.logRetention, encryptionKey: props.encryptionKey })
+      : undefined;
+    this.stage = this.createStage();
+    this.webSocketApiId = this.webSocketApi.apiId;
+    this.stageName = this.stage.stageName;
+    this.url = this.stage.url;
+    this.callbackUrl = this.stage.callbackUrl;
+    if (props.cloudWatchRole) this.createAccountLoggingRole();
+    this.connectFunctionsToStage();
+
+    // Custom routes and their throttling.
+    const routes = this.addRoutes();
+    if (props.routeThrottle && Object.keys(props.routeThrottle).length > 0) this.throttleRoutes(props.routeThrottle, routes);
+
+    // Around the API: custom domain, alarms, dashboard.
+    if (props.domain) {
+      this.domainName = createCustomDomain(this, this.webSocketApi, this.stage, props.domain);
+      this.customDomainUrl = customDomainUrl(props.domain);
+    }
+    this.alarms = props.alarms ? createAlarms(this, props.alarms) : [];
+    if (props.dashboard) this.dashboard = createDashboard(this);
+  }
+
+  /** @internal */
+  public _publisher(): lambda.IFunction {
+    return this.publisherFunction;
+  }
+
+
+  /**
+   * Lets `grantee` read the connection registry: look up a connection, list a user's connections
+   * (GSI \`byUser\`) or scan them all (and decrypt them, with a customer-managed key).
+   * @param grantee the principal to grant
+   */
+  public grantReadConnections(grantee: iam.IGrantable): iam.Grant {
+    return this.grantRegistry(grantee, DYNAMODB_READ_ACTIONS);
+  }
+
+  /** The connection registry: one row per connection, with the user index `byUser`. */
+  private createRegistry(): dynamodb.Table {
+    const props = this.props;
+    const table = new dynamodb.Table(this, 'Connections', {
       partitionKey: { name: Registry.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       ...(props.encryptionKey
@@ -438,177 +497,207 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
       // Rows describe live connections only; nothing in them outlives the connections.
       removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
     });
-    this.table.addGlobalSecondaryIndex({
+    table.addGlobalSecondaryIndex({
       indexName: Registry.USER_INDEX,
       partitionKey: { name: Registry.USER_ID, type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.INCLUDE,
       nonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT],
     });
     if (!props.pointInTimeRecovery) {
-      acknowledgeNag(this.table, 'AwsSolutions-DDB3', NagReasons.REGISTRY_EPHEMERAL);
+      acknowledgeNag(table, 'AwsSolutions-DDB3', NagReasons.REGISTRY_EPHEMERAL);
     }
+    return table;
+  }
 
-    /** Every bundled function: its own role with inline grants only, its own log group, one architecture. */
-    if (props.encryptionKey) this.allowLogsToUseKey(props.encryptionKey);
-    const bundled: lambda.Function[] = [];
-    const bundle = <F extends lambda.Function>(
-      fnId: string,
-      create: (fnScope: Construct, fnId: string, fnProps: lambda.FunctionOptions) => F,
-      fnProps: lambda.FunctionOptions,
-      sizing: HandlerOptions | undefined,
-    ): F => {
-      const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention, encryptionKey: props.encryptionKey });
-      const role = new iam.Role(this, `${fnId}Role`, {
-        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: fnProps.description,
-      });
-      const fn = create(this, fnId, {
-        ...fnProps,
-        role,
-        logGroup,
-        architecture: props.architecture ?? lambda.Architecture.ARM_64,
-        tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
-        memorySize: sizing?.memorySize ?? fnProps.memorySize,
-        reservedConcurrentExecutions: sizing?.reservedConcurrency,
-        timeout: sizing?.timeout ?? fnProps.timeout,
-        environment: { ...fnProps.environment, ...sizing?.environment },
-        vpc: sizing?.vpc,
-        vpcSubnets: sizing?.vpcSubnets,
-        securityGroups: sizing?.securityGroups,
-      });
-      // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
-      logGroup.grantWrite(role);
-      if (props.tracing) {
-        acknowledgeNag(role.node.findChild('DefaultPolicy'), 'AwsSolutions-IAM5[Resource::*]', NagReasons.XRAY_WILDCARD);
-      }
-      bundled.push(fn);
-      return fn;
-    };
-
-    // Your own authorizer (WebSocketAuth.lambdaAuthorizer), or the bundled one configured by `auth`.
-    const customAuthorizer = props.auth._customAuthorizer();
-    if (customAuthorizer) {
-      this.authorizerFunction = customAuthorizer;
-    } else {
-      const verifier = bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
-        description: 'Verifies the JWT of a WebSocket $connect',
-        memorySize: 256,
-        timeout: Duration.seconds(10),
-      }, handlers.authorizer);
-      props.auth._bind(verifier);
-      this.authorizerFunction = verifier;
+  /**
+   * One bundled function: its own role with inline grants only, its own log group, the API's
+   * architecture and tracing, and its `handlers` options over its defaults.
+   */
+  private bundle<F extends lambda.Function>(
+    fnId: string,
+    create: (fnScope: Construct, fnId: string, fnProps: lambda.FunctionOptions) => F,
+    fnProps: lambda.FunctionOptions,
+    options: HandlerOptions | undefined,
+  ): F {
+    const props = this.props;
+    const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention: this.logRetention, encryptionKey: props.encryptionKey });
+    const role = new iam.Role(this, `${fnId}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: fnProps.description,
+    });
+    const fn = create(this, fnId, {
+      ...fnProps,
+      role,
+      logGroup,
+      architecture: props.architecture ?? lambda.Architecture.ARM_64,
+      tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
+      memorySize: options?.memorySize ?? fnProps.memorySize,
+      reservedConcurrentExecutions: options?.reservedConcurrency,
+      timeout: options?.timeout ?? fnProps.timeout,
+      environment: { ...fnProps.environment, ...options?.environment },
+      vpc: options?.vpc,
+      vpcSubnets: options?.vpcSubnets,
+      securityGroups: options?.securityGroups,
+    });
+    // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
+    logGroup.grantWrite(role);
+    if (props.tracing) {
+      acknowledgeNag(role.node.findChild('DefaultPolicy'), 'AwsSolutions-IAM5[Resource::*]', NagReasons.XRAY_WILDCARD);
     }
+    this.bundledFunctions.push(fn);
+    return fn;
+  }
 
-    this.connectionFunction = bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
+  /** Your own authorizer (`WebSocketAuth.lambdaAuthorizer`), or the bundled one configured by `auth`. */
+  private createAuthorizer(): lambda.IFunction {
+    const auth = this.props.auth;
+    const custom = auth._customAuthorizer();
+    if (custom) return custom;
+    const verifier = this.bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
+      description: 'Verifies the JWT of a WebSocket $connect',
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+    }, this.handlerOptions.authorizer);
+    auth._bind(verifier);
+    return verifier;
+  }
+
+  /** `$connect` registers the connection, `$disconnect` removes it. */
+  private createConnectionHandler(): lambda.Function {
+    const auth = this.props.auth;
+    const fn = this.bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
       description: 'Registers WebSocket connections on $connect and removes them on $disconnect',
       memorySize: 256,
       timeout: Duration.seconds(10),
       environment: {
         [Env.TABLE_NAME]: this.table.tableName,
         [Env.CONNECTION_TTL_SECONDS]: String(Defaults.CONNECTION_TTL_SECONDS),
-        ...(props.auth.contextClaims.length > 0 ? { [Env.AUTH_CONTEXT_CLAIMS]: props.auth.contextClaims.join(',') } : {}),
+        ...(auth.contextClaims.length > 0 ? { [Env.AUTH_CONTEXT_CLAIMS]: auth.contextClaims.join(',') } : {}),
         // A subprotocol token: $connect echoes the protocol name, as browsers require.
-        ...(props.auth.tokenLocation._handlerValue.startsWith('subprotocol:')
-          ? { [Env.AUTH_TOKEN_LOCATION]: props.auth.tokenLocation._handlerValue } : {}),
+        ...(auth.tokenLocation._handlerValue.startsWith('subprotocol:')
+          ? { [Env.AUTH_TOKEN_LOCATION]: auth.tokenLocation._handlerValue } : {}),
       },
-    }, handlers.connection);
-    this.grantRegistry(this.connectionFunction, ['dynamodb:PutItem', 'dynamodb:DeleteItem']);
+    }, this.handlerOptions.connection);
+    this.grantRegistry(fn, ['dynamodb:PutItem', 'dynamodb:DeleteItem']);
+    return fn;
+  }
 
-    const fanOut = props.fanOut ?? FanOut.inline();
-    /** What every sender (message handler, publisher) reads about the fan-out. */
-    const senderEnvironment = {
-      [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
-      [Env.FANOUT_SEGMENTS]: String(fanOut.segments),
-      [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
-    };
-    this.messageFunction = bundle('MessageHandler', (s, i, p) => new MessageFunction(s, i, p), {
+  /** `$default`: broadcast, send, ping and reauth. */
+  private createMessageHandler(): lambda.Function {
+    const fn = this.bundle('MessageHandler', (s, i, p) => new MessageFunction(s, i, p), {
       description: 'Serves broadcast, send and ping on the WebSocket $default route',
       memorySize: 512,
       timeout: Duration.seconds(30),
       environment: {
         [Env.TABLE_NAME]: this.table.tableName,
         [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
-        ...senderEnvironment,
+        ...this.senderEnvironment(),
       },
-    }, handlers.message);
+    }, this.handlerOptions.message);
     // Expiry: past the $connect token's exp, read the row's (a reauth moves it), and move it on reauth,
     // verifying the fresh token exactly as the authorizer does (same AUTH_* settings and key grant).
-    this.grantRegistry(this.messageFunction, [
+    this.grantRegistry(fn, [
       'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
     ]);
-    props.auth._bind(this.messageFunction);
+    this.props.auth._bind(fn);
+    return fn;
+  }
 
-    this.expirySweeperFunction = bundle('ExpirySweeper', (s, i, p) => new ExpirySweeperFunction(s, i, p), {
+  /** Closes connections whose token expired and that send nothing, on a schedule. */
+  private createExpirySweeper(): lambda.Function {
+    const fn = this.bundle('ExpirySweeper', (s, i, p) => new ExpirySweeperFunction(s, i, p), {
       description: 'Closes WebSocket connections whose token has expired',
       memorySize: 256,
       timeout: Duration.minutes(1),
       environment: { [Env.TABLE_NAME]: this.table.tableName },
-    }, handlers.expirySweeper);
-    this.grantRegistry(this.expirySweeperFunction, ['dynamodb:Scan', 'dynamodb:DeleteItem']);
+    }, this.handlerOptions.expirySweeper);
+    this.grantRegistry(fn, ['dynamodb:Scan', 'dynamodb:DeleteItem']);
     new events.Rule(this, 'ExpirySweep', {
       description: 'Closes WebSocket connections whose token has expired',
-      schedule: events.Schedule.rate(props.expirySweepInterval ?? Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(this.expirySweeperFunction, { retryAttempts: 0 })],
+      schedule: events.Schedule.rate(this.props.expirySweepInterval ?? Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
     });
+    return fn;
+  }
 
-    this.publisherFunction = bundle('Publisher', (s, i, p) => new PublisherFunction(s, i, p), {
+  /** The function backends invoke to push to everyone, a user or a connection. */
+  private createPublisher(): lambda.Function {
+    const fn = this.bundle('Publisher', (s, i, p) => new PublisherFunction(s, i, p), {
       description: 'Lets backends push to everyone, a user or a connection, answering the counts',
       memorySize: 512,
       timeout: Duration.seconds(60),
       environment: {
         [Env.TABLE_NAME]: this.table.tableName,
         [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
-        ...senderEnvironment,
+        ...this.senderEnvironment(),
       },
-    }, handlers.publisher);
-    this.grantRegistry(this.publisherFunction, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    }, this.handlerOptions.publisher);
+    this.grantRegistry(fn, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    return fn;
+  }
 
-    if (fanOut.queued) {
-      const queueEncryption = props.encryptionKey
-        ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: props.encryptionKey }
-        : { encryption: sqs.QueueEncryption.SQS_MANAGED };
-      this.fanOutDeadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
-        ...queueEncryption,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-      });
-      const workerTimeout = handlers.fanOutWorker?.timeout ?? Duration.minutes(2);
-      this.fanOutQueue = new sqs.Queue(this, 'FanOutQueue', {
-        ...queueEncryption,
-        enforceSSL: true,
-        // Six times the worker's timeout, as Lambda advises for SQS event sources.
-        visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
-        deadLetterQueue: { queue: this.fanOutDeadLetterQueue, maxReceiveCount: 3 },
-      });
-      this.fanOutWorker = bundle('FanOutWorker', (s, i, p) => new FanOutWorkerFunction(s, i, p), {
-        description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
-        memorySize: 512,
-        timeout: workerTimeout,
-        environment: {
-          [Env.TABLE_NAME]: this.table.tableName,
-          [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
-          [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
-          // Each of the at most maxWorkers invocations posts at its share, so together they stay under maxSendRate.
-          [Env.FANOUT_MAX_SEND_RATE]: String(Math.floor(fanOut.maxSendRate! / fanOut.maxWorkers)),
-          [Env.FANOUT_QUEUE_URL]: this.fanOutQueue.queueUrl,
-          [Env.FANOUT_DLQ_URL]: this.fanOutDeadLetterQueue.queueUrl,
-        },
-      }, handlers.fanOutWorker);
-      this.fanOutWorker.addEventSource(new SqsEventSource(this.fanOutQueue, {
-        batchSize: 1,
-        maxConcurrency: fanOut.maxWorkers,
-        reportBatchItemFailures: true,
-      }));
-      this.grantRegistry(this.fanOutWorker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
-      grantEnqueue(this.fanOutQueue, this.fanOutWorker, props.encryptionKey); // the rest of a segment cut off by the timeout
-      grantEnqueue(this.fanOutDeadLetterQueue, this.fanOutWorker, props.encryptionKey); // recipients it could not reach
-      for (const sender of [this.messageFunction, this.publisherFunction]) {
-        sender.addEnvironment(Env.FANOUT_QUEUE_URL, this.fanOutQueue.queueUrl);
-        grantEnqueue(this.fanOutQueue, sender, props.encryptionKey);
-      }
+  /** What every sender (message handler, publisher) reads about the fan-out. */
+  private senderEnvironment(): Record<string, string> {
+    return {
+      [Env.FANOUT_CONCURRENCY]: String(this.fanOut.concurrency),
+      [Env.FANOUT_SEGMENTS]: String(this.fanOut.segments),
+      [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+    };
+  }
+
+  /** `FanOut.queue()`: the queue of scan segments, its dead-letter queue, and the worker the senders enqueue for. */
+  private createFanOutQueue(): { queue: sqs.Queue; deadLetterQueue: sqs.Queue; worker: lambda.Function } {
+    const { encryptionKey } = this.props;
+    const fanOut = this.fanOut;
+    const queueEncryption = encryptionKey
+      ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: encryptionKey }
+      : { encryption: sqs.QueueEncryption.SQS_MANAGED };
+    const deadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
+      ...queueEncryption,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    const workerTimeout = this.handlerOptions.fanOutWorker?.timeout ?? Duration.minutes(2);
+    const queue = new sqs.Queue(this, 'FanOutQueue', {
+      ...queueEncryption,
+      enforceSSL: true,
+      // Six times the worker's timeout, as Lambda advises for SQS event sources.
+      visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 3 },
+    });
+    const worker = this.bundle('FanOutWorker', (s, i, p) => new FanOutWorkerFunction(s, i, p), {
+      description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
+      memorySize: 512,
+      timeout: workerTimeout,
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
+        [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+        // Each of the at most maxWorkers invocations posts at its share, so together they stay under maxSendRate.
+        [Env.FANOUT_MAX_SEND_RATE]: String(Math.floor(fanOut.maxSendRate! / fanOut.maxWorkers)),
+        [Env.FANOUT_QUEUE_URL]: queue.queueUrl,
+        [Env.FANOUT_DLQ_URL]: deadLetterQueue.queueUrl,
+      },
+    }, this.handlerOptions.fanOutWorker);
+    worker.addEventSource(new SqsEventSource(queue, {
+      batchSize: 1,
+      maxConcurrency: fanOut.maxWorkers,
+      reportBatchItemFailures: true,
+    }));
+    this.grantRegistry(worker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    grantEnqueue(queue, worker, encryptionKey); // the rest of a segment cut off by the timeout
+    grantEnqueue(deadLetterQueue, worker, encryptionKey); // recipients it could not reach
+    for (const sender of [this.messageFunction, this.publisherFunction]) {
+      sender.addEnvironment(Env.FANOUT_QUEUE_URL, queue.queueUrl);
+      grantEnqueue(queue, sender, encryptionKey);
     }
+    return { queue, deadLetterQueue, worker };
+  }
 
-    this.webSocketApi = new apigwv2.WebSocketApi(this, 'Api', {
+  /** The WebSocket API with its built-in routes: `$connect` (authorized), `$disconnect`, `$default`. */
+  private createApi(): apigwv2.WebSocketApi {
+    const props = this.props;
+    return new apigwv2.WebSocketApi(this, 'Api', {
       apiName: props.apiName ?? Names.uniqueId(this),
       routeSelectionExpression: props.routeSelectionExpression ?? '$request.body.action',
       connectRouteOptions: {
@@ -620,43 +709,41 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
       disconnectRouteOptions: { integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.connectionFunction) },
       defaultRouteOptions: { integration: new WebSocketLambdaIntegration('DefaultIntegration', this.messageFunction) },
     });
-    const routes = new Map<string, IConstruct>(
-      BUILT_IN_ROUTES.map((key) => [key, this.webSocketApi.node.findChild(`${key}-Route`)]),
-    );
+  }
 
-    if (props.accessLogs ?? true) {
-      this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention, encryptionKey: props.encryptionKey });
-    }
-    this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
+  /** The auto-deployed stage, with the access logs when they are on. */
+  private createStage(): apigwv2.WebSocketStage {
+    const stage = new apigwv2.WebSocketStage(this, 'Stage', {
       webSocketApi: this.webSocketApi,
-      stageName,
+      stageName: this.props.stageName ?? 'dev',
       autoDeploy: true,
-      throttle: props.throttle,
+      throttle: this.props.throttle,
       accessLogSettings: this.accessLogGroup ? {
         destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
         format: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
       } : undefined,
     });
-    if (!this.accessLogGroup) acknowledgeNag(this.stage, 'AwsSolutions-APIG1', NagReasons.ACCESS_LOGS_OFF);
-    this.webSocketApiId = this.webSocketApi.apiId;
-    this.stageName = this.stage.stageName;
-    this.url = this.stage.url;
-    this.callbackUrl = this.stage.callbackUrl;
+    if (!this.accessLogGroup) acknowledgeNag(stage, 'AwsSolutions-APIG1', NagReasons.ACCESS_LOGS_OFF);
+    return stage;
+  }
 
-    if (props.cloudWatchRole) {
-      const role = new iam.Role(this, 'CloudWatchRole', {
-        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
-        description: 'Lets API Gateway write the logs of every API of this account and region',
-        managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
-      });
-      // The account setting outlives the stack; a deleted role would break every API's logs.
-      role.applyRemovalPolicy(RemovalPolicy.RETAIN);
-      acknowledgeNag(role, 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-        NagReasons.ACCOUNT_LOGGING_ROLE);
-      const account = new apigateway.CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
-      this.stage.node.addDependency(account);
-    }
+  /** `cloudWatchRole`: the account-level role API Gateway writes logs with. */
+  private createAccountLoggingRole(): void {
+    const role = new iam.Role(this, 'CloudWatchRole', {
+      assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'Lets API Gateway write the logs of every API of this account and region',
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
+    });
+    // The account setting outlives the stack; a deleted role would break every API's logs.
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    acknowledgeNag(role, 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      NagReasons.ACCOUNT_LOGGING_ROLE);
+    const account = new apigateway.CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
+    this.stage.node.addDependency(account);
+  }
 
+  /** The @connections endpoint and grants by method for the functions that post or close, and the metrics' API id for all. */
+  private connectFunctionsToStage(): void {
     // Senders post; the message handler and the sweeper also close connections whose token expired.
     for (const sender of [this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
@@ -667,45 +754,44 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
       this._grantConnections(closer, ['POST', 'DELETE']);
     }
     // The dimension of the handler metrics: every bundled function names the API it serves.
-    for (const fn of bundled) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
+    for (const fn of this.bundledFunctions) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
+  }
 
+  /** The custom routes of `routes`, beside the built-in ones: every route by key. */
+  private addRoutes(): Map<string, IConstruct> {
+    const props = this.props;
+    const routes = new Map<string, IConstruct>(
+      BUILT_IN_ROUTES.map((key) => [key, this.webSocketApi.node.findChild(`${key}-Route`)]),
+    );
     for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
       routes.set(routeKey, this.addCustomRoute(routeKey, target, props.routeThrottle?.[routeKey] !== undefined));
     }
     for (const [routeKey, route] of routes) {
       if (routeKey !== '$connect') acknowledgeNag(route, 'AwsSolutions-APIG4', NagReasons.ROUTE_AUTHORIZED_AT_CONNECT);
     }
-
-    if (props.routeThrottle && Object.keys(props.routeThrottle).length > 0) {
-      const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage;
-      cfnStage.routeSettings = Object.fromEntries(Object.entries(props.routeThrottle).map(([routeKey, throttle]) => {
-        // A route setting names a route by key: the route must exist before the stage refers to it.
-        cfnStage.node.addDependency(routes.get(routeKey)!);
-        return [routeKey, { ThrottlingRateLimit: throttle.rateLimit, ThrottlingBurstLimit: throttle.burstLimit }];
-      }));
-    }
-
-    if (props.domain) {
-      this.domainName = createCustomDomain(this, this.webSocketApi, this.stage, props.domain);
-      this.customDomainUrl = customDomainUrl(props.domain);
-    }
-
-    this.alarms = props.alarms ? createAlarms(this, props.alarms) : [];
-    if (props.dashboard) this.dashboard = createDashboard(this);
+    return routes;
   }
 
-  /** @internal */
-  public _publisher(): lambda.IFunction {
-    return this.publisherFunction;
+  /** `routeThrottle`: route settings of the stage, once the routes they name exist. */
+  private throttleRoutes(routeThrottle: { [routeKey: string]: apigwv2.ThrottleSettings }, routes: Map<string, IConstruct>): void {
+    const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage;
+    cfnStage.routeSettings = Object.fromEntries(Object.entries(routeThrottle).map(([routeKey, throttle]) => {
+      // A route setting names a route by key: the route must exist before the stage refers to it.
+      cfnStage.node.addDependency(routes.get(routeKey)!);
+      return [routeKey, { ThrottlingRateLimit: throttle.rateLimit, ThrottlingBurstLimit: throttle.burstLimit }];
+    }));
   }
 
-  /**
-   * Lets `grantee` read the connection registry: look up a connection, list a user's connections
-   * (GSI \`byUser\`) or scan them all (and decrypt them, with a customer-managed key).
-   * @param grantee the principal to grant
-   */
-  public grantReadConnections(grantee: iam.IGrantable): iam.Grant {
-    return this.grantRegistry(grantee, DYNAMODB_READ_ACTIONS);
+  private get handlerOptions(): BundledHandlersOptions {
+    return this.props.handlers ?? {};
+  }
+
+  private get fanOut(): FanOut {
+    return this.props.fanOut ?? DEFAULT_FAN_OUT;
+  }
+
+  private get logRetention(): logs.RetentionDays {
+    return this.props.logRetention ?? logs.RetentionDays.ONE_MONTH;
   }
 
   /**
