@@ -63,7 +63,8 @@ test('its metrics name the imported API and stage, so an alarm can watch them', 
     Namespace: 'AuthenticatedWebSocketApi', MetricName: 'Failed', Dimensions: [{ Name: 'ApiId', Value: 'abc123' }],
   });
   template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-    Namespace: 'AWS/ApiGateway', MetricName: 'ExecutionError',
+    Namespace: 'AWS/ApiGateway',
+    MetricName: 'ExecutionError',
     Dimensions: [{ Name: 'ApiId', Value: 'abc123' }, { Name: 'Stage', Value: 'prod' }],
   });
 });

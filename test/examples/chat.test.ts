@@ -1,7 +1,7 @@
-import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'fs';
 import { join } from 'path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { ChatStack } from '../../examples/chat/stack';
 import { chatExampleContext } from '../local/fixtures/chat-example';
 
