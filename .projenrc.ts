@@ -142,7 +142,11 @@ project.compileTask.reset('jsii --fail-on-warnings');
 // still builds and is tested on Node 20 (engines: >= 20), so its tasks silence that one banner;
 // .nvmrc and the workflows use Node 22, which jsii supports and which prints none.
 project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
+// Likewise the AWS SDK's notice that its 2027 releases need Node 22, printed once per test process that
+// makes an SDK call (the local gateway turns it off in the functions it runs).
+project.tasks.addEnvironment('AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'true');
 new TextFile(project, '.nvmrc', { lines: ['22'] });
+project.addPackageIgnore('/.nvmrc');
 // npm 11 blocks dependencies' install scripts and lists the ones it skipped after every `npm ci`.
 // Neither is needed: esbuild's postinstall only checks the binary its optional dependency brings,
 // and classic-level (dynalite's on-disk store, a native addon) is never loaded: dynalite runs in memory.

@@ -55,9 +55,18 @@ describe('release, as cdklabs libraries do it', () => {
     expect(JSON.stringify(parse(read('.github', 'workflows', 'build.yml')).jobs.build.steps)).toContain('npx projen build');
   });
 
-  test('a quiet build: jsii fails on a name reserved in a target language, and the tasks silence only Node 20\'s end-of-life banner', () => {
+  test('a quiet build: jsii fails on a name reserved in a target language, and the tasks silence only the Node version notices of jsii and the AWS SDK', () => {
     expect(tasks.compile.steps).toEqual([{ exec: 'jsii --fail-on-warnings' }]);
-    expect(JSON.parse(read('.projen', 'tasks.json')).env).toMatchObject({ JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION: '20' });
+    expect(JSON.parse(read('.projen', 'tasks.json')).env).toMatchObject({
+      JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION: '20',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
     expect(read('.nvmrc').trim()).toBe('22');
+  });
+
+  test('the README\'s TypeScript blocks use the jsii API only: rosetta cannot resolve the publish helper\'s symbols and warned about each', () => {
+    const tsBlocks = [...read('README.md').matchAll(/^```(?:ts|typescript)\b[^\n]*\n([\s\S]*?)^```/gm)].map((match) => match[1]);
+    expect(tsBlocks.length).toBeGreaterThan(5);
+    expect(tsBlocks.filter((block) => block.includes('/lib/publish'))).toEqual([]);
   });
 });
