@@ -1,4 +1,4 @@
-import { awscdk, javascript } from 'projen';
+import { awscdk, javascript, TextFile } from 'projen';
 import { UpdateSnapshot } from 'projen/lib/javascript';
 
 const project = new awscdk.AwsCdkConstructLibrary({
@@ -10,13 +10,29 @@ const project = new awscdk.AwsCdkConstructLibrary({
   repositoryUrl: 'https://github.com/cdk-authenticated-websocket-api/cdk-authenticated-websocket-api.git',
   license: 'Apache-2.0',
   stability: 'experimental',
-  keywords: ['awscdk', 'cdk', 'websocket', 'apigateway', 'jwt', 'lambda', 'dynamodb'],
+  keywords: [
+    'awscdk', 'cdk', 'websocket', 'apigateway', 'apigatewayv2', 'jwt', 'lambda', 'dynamodb',
+    'realtime', 'pubsub', 'chat', 'cognito', 'serverless',
+  ],
+  homepage: 'https://github.com/cdk-authenticated-websocket-api/cdk-authenticated-websocket-api#readme',
+  bugsUrl: 'https://github.com/cdk-authenticated-websocket-api/cdk-authenticated-websocket-api/issues',
+  // The oldest Node.js the construct layer and the publish helper bundle (target node20) run on.
+  minNodeVersion: '20.0.0',
 
   defaultReleaseBranch: 'main',
   packageManager: javascript.NodePackageManager.NPM,
   projenrcTs: true,
-  github: false,
-  release: false,
+  // Released the way cdklabs libraries are: GitHub workflows build every pull request, and each
+  // push to main releases to npm, PyPI, Maven Central, NuGet and the Go module repository, with
+  // the credentials held as repository secrets (NPM_TOKEN, TWINE_*, MAVEN_*, NUGET_API_KEY, GO_GITHUB_TOKEN).
+  github: true,
+  release: true,
+  releaseToNpm: true,
+  // The workflows run on Node 22, a release jsii supports; contributors get the same from .nvmrc.
+  workflowNodeVersion: '22.x',
+  // The bump step's tool: 13.x pulls in conventional-changelog packages that require Node 22, which
+  // `npm ci` reports as EBADENGINE on Node 20; 12.x needs Node 18 and bumps the same way.
+  bumpPackage: 'commit-and-tag-version@^12',
 
   cdkVersion: '2.276.0',
   constructsVersion: '10.5.1',
@@ -32,7 +48,12 @@ const project = new awscdk.AwsCdkConstructLibrary({
   },
   tsconfigDev: {
     include: ['.projenrc.ts'],
-    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' } as any,
+    compilerOptions: {
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      // The example app imports the library by its package name, as a copy of it outside this repo does.
+      paths: { 'cdk-authenticated-websocket-api': ['./src/index.ts'] },
+    } as any,
   },
 
   // Handlers bundle jose and the AWS SDK v3 (pinned by our lockfile, not by the Lambda runtime).
@@ -86,6 +107,8 @@ const project = new awscdk.AwsCdkConstructLibrary({
       testTimeout: 30_000,
       // jose ships ESM only; the tests run CommonJS, so jose is transpiled like our own sources.
       transformIgnorePatterns: ['/node_modules/(?!jose/)'],
+      // The example app imports the library by its package name (see tsconfigDev's paths).
+      moduleNameMapper: { '^cdk-authenticated-websocket-api$': '<rootDir>/src/index.ts' },
     },
   },
 
@@ -110,6 +133,27 @@ const project = new awscdk.AwsCdkConstructLibrary({
 });
 
 for (const pattern of ['/examples/', '/bench/', '/.ci/', 'cdk.out/']) project.addPackageIgnore(pattern);
+
+// ---- a quiet first run ----------------------------------------------------------------------
+// jsii refuses a public name that is a keyword in a target language (RouteTarget.lambda was
+// `lambda_` in Python): projen silences that warning by default, this project fails on it.
+project.compileTask.reset('jsii --fail-on-warnings');
+// jsii's tools print a banner on Node 20, which left jsii's support on 2026-10-30. The project
+// still builds and is tested on Node 20 (engines: >= 20), so its tasks silence that one banner;
+// .nvmrc and the workflows use Node 22, which jsii supports and which prints none.
+project.tasks.addEnvironment('JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION', '20');
+// Likewise the AWS SDK's notice that its 2027 releases need Node 22, printed once per test process that
+// makes an SDK call (the local gateway turns it off in the functions it runs).
+project.tasks.addEnvironment('AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'true');
+new TextFile(project, '.nvmrc', { lines: ['22'] });
+project.addPackageIgnore('/.nvmrc');
+// npm 11 blocks dependencies' install scripts and lists the ones it skipped after every `npm ci`.
+// Neither is needed: esbuild's postinstall only checks the binary its optional dependency brings,
+// and classic-level (dynalite's on-disk store, a native addon) is never loaded: dynalite runs in memory.
+project.package.addField('allowScripts', { 'classic-level': false, 'esbuild': false });
+// The release test reads the generated workflows.
+project.addDevDeps('yaml@^2');
+// -------------------------------------------------------------------------------------------
 
 project.jest!.config.transform['^.+/node_modules/jose/.+\\.js$'] = [
   'ts-jest',
@@ -137,11 +181,15 @@ packageTask.spawn(project.tasks.tryFind('package:js')!);
 
 // The example app, synthesized the way a consumer's CDK app is: by the CDK CLI (the README's
 // main command, `demo`, then serves it with the local gateway).
+// examples/chat/cdk.json is a consumer's (`npx ts-node --prefer-ts-exts app.ts`, the package
+// installed); here the package is this repo's src/, mapped by tsconfig.dev.json's paths at run time.
 const synthExample = project.addTask('synth:example', {
   description: 'Bundle the handlers and synthesize examples/chat into examples/chat/cdk.out',
   cwd: 'examples/chat',
-  exec: 'cdk synth --no-notices --quiet',
+  exec: 'cdk synth --no-notices --quiet --app "npx ts-node -r tsconfig-paths/register --prefer-ts-exts app.ts"',
+  env: { TS_NODE_PROJECT: '../../tsconfig.dev.json' },
 });
+project.addDevDeps('tsconfig-paths@^4');
 synthExample.prependSpawn(project.tasks.tryFind('bundle')!);
 
 // ---- local gateway (`authws`) --------------------------------------------------------------

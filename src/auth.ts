@@ -68,25 +68,16 @@ export class TokenLocation {
   ) {}
 }
 
-/** How a bundled authorizer checks a JWT, whatever signs it. */
-export interface JwtVerificationOptions {
+/**
+ * What the bundled authorizer checks of every token, whoever issues it. Cognito derives the issuer
+ * and audience itself; the other issuers add them with `JwtVerificationOptions`.
+ */
+export interface TokenVerificationOptions {
   /**
    * Where clients put the token.
    * @default TokenLocation.header('Authorization')
    */
   readonly tokenLocation?: TokenLocation;
-
-  /**
-   * The `iss` a token must carry.
-   * @default - `iss` is not checked
-   */
-  readonly issuer?: string;
-
-  /**
-   * The accepted `aud` values: a token must carry at least one of them.
-   * @default - `aud` is not checked
-   */
-  readonly audience?: string[];
 
   /**
    * The JWS algorithms accepted. Any other algorithm, `none` included, is refused. HMAC algorithms
@@ -136,6 +127,21 @@ export interface JwtVerificationOptions {
   readonly requiredClaims?: { [claim: string]: string };
 }
 
+/** How a bundled authorizer checks a JWT of an issuer it is told about: signature, claims, issuer and audience. */
+export interface JwtVerificationOptions extends TokenVerificationOptions {
+  /**
+   * The `iss` a token must carry.
+   * @default - `iss` is not checked
+   */
+  readonly issuer?: string;
+
+  /**
+   * The accepted `aud` values: a token must carry at least one of them.
+   * @default - `aud` is not checked
+   */
+  readonly audience?: string[];
+}
+
 /** Options for `WebSocketAuth.hmacSecret`. */
 export interface HmacSecretAuthOptions extends JwtVerificationOptions {}
 
@@ -171,9 +177,9 @@ export enum CognitoTokenUse {
 
 /**
  * Options for `WebSocketAuth.cognito`. The issuer and the key set come from the user pool and the
- * audience from the clients, so `issuer` and `audience` may not be given.
+ * audience from the app clients, so there is no `issuer` or `audience` to set.
  */
-export interface CognitoAuthOptions extends JwtVerificationOptions {
+export interface CognitoAuthOptions extends TokenVerificationOptions {
   /** The app clients whose tokens are accepted (at least one). */
   readonly userPoolClients: cognito.IUserPoolClient[];
 
@@ -182,6 +188,23 @@ export interface CognitoAuthOptions extends JwtVerificationOptions {
    * @default CognitoTokenUse.ACCESS
    */
   readonly tokenUse?: CognitoTokenUse;
+}
+
+/** Options for `WebSocketAuth.lambdaAuthorizer`. */
+export interface LambdaAuthorizerOptions {
+  /**
+   * Where clients put their token: API Gateway refuses a connect without it (401) before your
+   * function runs, and passes it in the event (`headers`, `queryStringParameters`).
+   * @default TokenLocation.header('Authorization')
+   */
+  readonly tokenLocation?: TokenLocation;
+
+  /**
+   * Keys of your function's `context` copied into the connection's registry row, as `contextClaims`
+   * of the bundled authorizer are.
+   * @default - none
+   */
+  readonly contextClaims?: string[];
 }
 
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'];
@@ -247,7 +270,9 @@ export abstract class WebSocketAuth {
    * @param options the accepted app clients, the token use, and what else the authorizer checks
    */
   public static cognito(userPool: cognito.IUserPool, options: CognitoAuthOptions): WebSocketAuth {
-    if (options.issuer !== undefined || options.audience !== undefined) {
+    // JavaScript callers are not stopped by the type: say so rather than ignore them.
+    const untyped = options as JwtVerificationOptions;
+    if (untyped.issuer !== undefined || untyped.audience !== undefined) {
       throw new Error('WebSocketAuth.cognito: leave out `issuer` and `audience`; the issuer comes from the user pool and the audience from `userPoolClients`.');
     }
     if (!options.userPoolClients || options.userPoolClients.length === 0) {
@@ -262,6 +287,24 @@ export abstract class WebSocketAuth {
     });
   }
 
+  /**
+   * Your own `$connect` REQUEST authorizer: your function decides who connects, and the registry,
+   * broadcast, send and expiry work as with the bundled one.
+   *
+   * It receives API Gateway's REQUEST authorizer event and answers an IAM policy allowing
+   * `execute-api:Invoke` (or denying it) with `principalId` set to the user id. In `context`
+   * it may add `expiresAt` (epoch seconds: past it the connection is closed, as with a token's
+   * `exp`) and the keys listed in `contextClaims`. The construct neither bundles nor changes the
+   * function (no environment, no grants); API Gateway gets the permission to invoke it.
+   * `{"action":"reauth"}` is answered with an error frame: only the bundled verifier checks a
+   * fresh token.
+   * @param handler your authorizer function
+   * @param options where the token travels, and what of your context the registry keeps
+   */
+  public static lambdaAuthorizer(handler: lambda.IFunction, options: LambdaAuthorizerOptions = {}): WebSocketAuth {
+    return new CustomAuthorizerAuth(handler, options);
+  }
+
   /** Where clients put their token. */
   public abstract readonly tokenLocation: TokenLocation;
 
@@ -274,6 +317,34 @@ export abstract class WebSocketAuth {
    * @internal
    */
   public abstract _bind(verifier: lambda.Function): void;
+
+  /**
+   * The authorizer function of `lambdaAuthorizer`, used instead of the bundled one.
+   * @internal
+   */
+  public _customAuthorizer(): lambda.IFunction | undefined {
+    return undefined;
+  }
+}
+
+/** `WebSocketAuth.lambdaAuthorizer`: the user's function authorizes; nothing to configure on ours. */
+class CustomAuthorizerAuth extends WebSocketAuth {
+  public readonly tokenLocation: TokenLocation;
+  public readonly contextClaims: string[];
+
+  constructor(private readonly handler: lambda.IFunction, options: LambdaAuthorizerOptions) {
+    super();
+    this.tokenLocation = options.tokenLocation ?? TokenLocation.header();
+    this.contextClaims = validateClaims(options);
+  }
+
+  public _bind(_verifier: lambda.Function): void {
+    // Nothing to verify with: the message handler refuses reauth without AUTH_* settings.
+  }
+
+  public _customAuthorizer(): lambda.IFunction {
+    return this.handler;
+  }
 }
 
 class HmacSecretAuth extends WebSocketAuth {
@@ -337,7 +408,7 @@ function durationMs(name: string, value: Duration | undefined, fallback: number,
   return ms;
 }
 
-function validateClaims(options: JwtVerificationOptions): string[] {
+function validateClaims(options: TokenVerificationOptions): string[] {
   const userIdClaim = options.userIdClaim ?? Defaults.USER_ID_CLAIM;
   if (userIdClaim.trim() === '') {
     throw new Error('WebSocketAuth: `userIdClaim` is empty; name the claim that identifies the user (default \'sub\').');

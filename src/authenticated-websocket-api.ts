@@ -1,10 +1,11 @@
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Names, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -14,6 +15,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, IConstruct } from 'constructs';
+import { AuthenticatedWebSocketApiAttributes, AuthenticatedWebSocketApiBase, IAuthenticatedWebSocketApi, ImportedAuthenticatedWebSocketApi } from './api-base';
 import { WebSocketAuth } from './auth';
 import { createCustomDomain, customDomainUrl, validateDomainOptions, WebSocketDomainOptions } from './custom-domain';
 import { FanOut } from './fan-out';
@@ -24,11 +26,11 @@ import { FanOutWorkerFunction } from './handlers/fan-out-worker-function';
 import { MessageFunction } from './handlers/message-function';
 import { PublisherFunction } from './handlers/publisher-function';
 import { createAlarms, createDashboard, validateAlarmOptions, WebSocketApiAlarmOptions } from './monitoring';
-import { acknowledgeGrantWildcards, acknowledgeNag, NagReasons } from './nag-suppressions';
+import { acknowledgeNag, NagReasons } from './nag-suppressions';
 import { RouteTarget } from './route-target';
-import { Defaults, Env, HandlerMetrics, ObservabilityEnv, Registry } from './runtime/environment';
+import { Defaults, Env, ObservabilityEnv, Registry } from './runtime/environment';
 
-/** Sizing of one bundled function. */
+/** Sizing, timeout, environment and network of one bundled function. */
 export interface HandlerOptions {
   /**
    * Memory in MB (128 to 10240); CPU grows with it.
@@ -42,9 +44,43 @@ export interface HandlerOptions {
    * @default - none: the function shares the account's unreserved concurrency
    */
   readonly reservedConcurrency?: number;
+
+  /**
+   * How long one invocation may run (1 second to 15 minutes). The fan-out worker's queue keeps a
+   * task invisible for six times the worker's timeout, as Lambda advises for SQS event sources.
+   * @default - 10 seconds for the authorizer and connection handler, 30 for the message handler, 60 for the publisher, 1 minute for the expiry sweeper, 2 minutes for the fan-out worker
+   */
+  readonly timeout?: Duration;
+
+  /**
+   * Extra environment variables, e.g. for a Lambda extension or `NODE_OPTIONS`. Names the
+   * construct sets itself (`CONNECTIONS_*`, `CALLBACK_URL`, `AUTH_*`, `FANOUT_*`, ...) and names
+   * Lambda reserves (`AWS_*`) are refused.
+   * @default - only what the construct sets
+   */
+  readonly environment?: { [name: string]: string };
+
+  /**
+   * Run the function in this VPC. It then reaches DynamoDB, @connections, SQS and Secrets Manager
+   * through the VPC: give it a NAT gateway or VPC endpoints (`execute-api` for @connections).
+   * @default - not in a VPC
+   */
+  readonly vpc?: ec2.IVpc;
+
+  /**
+   * The subnets of `vpc` the function runs in.
+   * @default - the VPC's private subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+
+  /**
+   * The security groups of the function, with `vpc`.
+   * @default - a new security group allowing all outbound traffic
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
 }
 
-/** Sizing of the bundled functions, one entry per function. */
+/** Sizing, timeout, environment and network of the bundled functions, one entry per function. */
 export interface BundledHandlersOptions {
   /**
    * The `$connect` authorizer.
@@ -88,7 +124,7 @@ export interface AuthenticatedWebSocketApiProps {
 
   /**
    * The name of the WebSocket API.
-   * @default - the construct's unique id
+   * @default - the construct's unique id: its path in the app and a hash, e.g. `ChatStackChat1A2B3C4D`
    */
   readonly apiName?: string;
 
@@ -108,7 +144,7 @@ export interface AuthenticatedWebSocketApiProps {
 
   /**
    * Custom routes, by route key (the value of the route selection expression), e.g.
-   * `{ orders: RouteTarget.lambda(ordersFn) }`. Keys starting with `$` are API Gateway's own.
+   * `{ orders: RouteTarget.function(ordersFn) }`. Keys starting with `$` are API Gateway's own.
    * @default - no custom routes
    */
   readonly routes?: { [routeKey: string]: RouteTarget };
@@ -208,8 +244,11 @@ export interface AuthenticatedWebSocketApiProps {
   readonly pointInTimeRecovery?: boolean;
 
   /**
-   * Encrypt the registry with this customer-managed KMS key; the functions get the key grants they need.
-   * @default - an AWS managed key (`aws/dynamodb`)
+   * Encrypt the registry, the fan-out queues and every log group (the functions' and the access
+   * logs) with this customer-managed KMS key; the functions get the key grants they need. A key
+   * this app defines also lets CloudWatch Logs use it (log groups of this account and region); an
+   * imported key's policy must allow that already.
+   * @default - AWS managed encryption: `aws/dynamodb` for the registry, SQS-managed for the queues, CloudWatch Logs' own for the logs
    */
   readonly encryptionKey?: kms.IKey;
 
@@ -221,8 +260,8 @@ export interface AuthenticatedWebSocketApiProps {
   readonly architecture?: lambda.Architecture;
 
   /**
-   * Memory and reserved concurrency of the bundled functions, one entry per function.
-   * @default - each function's default size, no reserved concurrency
+   * Memory, reserved concurrency, timeout, extra environment and VPC of the bundled functions, one entry per function.
+   * @default - each function's default size and timeout, no reserved concurrency, not in a VPC
    */
   readonly handlers?: BundledHandlersOptions;
 }
@@ -232,6 +271,9 @@ const STAGE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 /** API Gateway allows 300 routes per API; `$connect`, `$disconnect` and `$default` take three. */
 const MAX_CUSTOM_ROUTES = 297;
 const BUILT_IN_ROUTES = ['$connect', '$disconnect', '$default'];
+const DEFAULT_FAN_OUT = FanOut.inline();
+/** Environment variables the construct sets on its functions: `handlers.*.environment` may not set them. */
+const CONSTRUCT_ENVIRONMENT: string[] = [...Object.values(Env), ...Object.values(ObservabilityEnv)];
 
 /** KMS actions DynamoDB needs of a caller on a customer-managed table key (CDK's, wildcards spelled out). */
 const KMS_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'];
@@ -264,12 +306,29 @@ const ACCESS_LOG_FIELDS: Record<string, string> = {
  * Out of the box, a client that sends `{"action":"broadcast","message":"Hello"}` reaches every
  * connection with `{"message":"Hello","sender":"<its user id>"}`.
  */
-export class AuthenticatedWebSocketApi extends Construct {
+export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
+  /**
+   * An API defined in another stack or app, from its id, stage and publisher: to grant a backend
+   * `grantSend` or `grantPostToConnections`, read `url` and `callbackUrl`, or alarm on its metrics.
+   * @param scope the construct the import belongs to
+   * @param id the construct id, unique within `scope`
+   * @param attrs the API's id, stage and publisher function ARN
+   */
+  public static fromAttributes(scope: Construct, id: string, attrs: AuthenticatedWebSocketApiAttributes): IAuthenticatedWebSocketApi {
+    return new ImportedAuthenticatedWebSocketApi(scope, id, attrs);
+  }
+
   /** The WebSocket API. */
   public readonly webSocketApi: apigwv2.WebSocketApi;
 
   /** The stage clients connect to. */
   public readonly stage: apigwv2.WebSocketStage;
+
+  /** The id of the API Gateway WebSocket API. */
+  public readonly webSocketApiId: string;
+
+  /** The name of the stage clients connect to. */
+  public readonly stageName: string;
 
   /**
    * The connection registry: one row per open connection (`connectionId`), with the user it
@@ -277,8 +336,11 @@ export class AuthenticatedWebSocketApi extends Construct {
    */
   public readonly table: dynamodb.Table;
 
-  /** The `$connect` REQUEST authorizer: verifies the token. */
-  public readonly authorizerFunction: lambda.Function;
+  /**
+   * The `$connect` REQUEST authorizer: the bundled one, which verifies the token, or your own
+   * (`WebSocketAuth.lambdaAuthorizer`).
+   */
+  public readonly authorizerFunction: lambda.IFunction;
 
   /** Serves `$connect` and `$disconnect`: registers and removes connections. */
   public readonly connectionFunction: lambda.Function;
@@ -352,6 +414,9 @@ export class AuthenticatedWebSocketApi extends Construct {
   public readonly dashboard?: cloudwatch.Dashboard;
 
   private readonly encryptionKey?: kms.IKey;
+  private readonly props: AuthenticatedWebSocketApiProps;
+  /** Every bundled function, for what they all get (the metrics' API id). */
+  private readonly bundledFunctions: lambda.Function[] = [];
 
   /**
    * @param scope the construct this API belongs to, usually a stack
@@ -361,283 +426,53 @@ export class AuthenticatedWebSocketApi extends Construct {
   constructor(scope: Construct, id: string, props: AuthenticatedWebSocketApiProps) {
     super(scope, id);
     validateProps(props);
-    const stageName = props.stageName ?? 'dev';
-    const handlers = props.handlers ?? {};
-    const retention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    this.props = props;
     this.encryptionKey = props.encryptionKey;
+    if (props.encryptionKey) this.allowLogsToUseKey(props.encryptionKey);
 
-    this.table = new dynamodb.Table(this, 'Connections', {
-      partitionKey: { name: Registry.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      ...(props.encryptionKey
-        ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey }
-        : { encryption: dynamodb.TableEncryption.AWS_MANAGED }),
-      timeToLiveAttribute: Registry.TTL,
-      pointInTimeRecoverySpecification: props.pointInTimeRecovery ? { pointInTimeRecoveryEnabled: true } : undefined,
-      // Rows describe live connections only; nothing in them outlives the connections.
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
-    });
-    this.table.addGlobalSecondaryIndex({
-      indexName: Registry.USER_INDEX,
-      partitionKey: { name: Registry.USER_ID, type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT],
-    });
-    if (!props.pointInTimeRecovery) {
-      acknowledgeNag(this.table, 'AwsSolutions-DDB3', NagReasons.REGISTRY_EPHEMERAL);
-    }
+    // The registry and the bundled functions around it.
+    this.table = this.createRegistry();
+    this.authorizerFunction = this.createAuthorizer();
+    this.connectionFunction = this.createConnectionHandler();
+    this.messageFunction = this.createMessageHandler();
+    this.expirySweeperFunction = this.createExpirySweeper();
+    this.publisherFunction = this.createPublisher();
+    const queued = this.fanOut.queued ? this.createFanOutQueue() : undefined;
+    this.fanOutQueue = queued?.queue;
+    this.fanOutDeadLetterQueue = queued?.deadLetterQueue;
+    this.fanOutWorker = queued?.worker;
 
-    /** Every bundled function: its own role with inline grants only, its own log group, one architecture. */
-    const bundled: lambda.Function[] = [];
-    const bundle = <F extends lambda.Function>(
-      fnId: string,
-      create: (fnScope: Construct, fnId: string, fnProps: lambda.FunctionOptions) => F,
-      fnProps: lambda.FunctionOptions,
-      sizing: HandlerOptions | undefined,
-    ): F => {
-      const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention });
-      const role = new iam.Role(this, `${fnId}Role`, {
-        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: fnProps.description,
-      });
-      const fn = create(this, fnId, {
-        ...fnProps,
-        role,
-        logGroup,
-        architecture: props.architecture ?? lambda.Architecture.ARM_64,
-        tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
-        memorySize: sizing?.memorySize ?? fnProps.memorySize,
-        reservedConcurrentExecutions: sizing?.reservedConcurrency,
-      });
-      // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
-      logGroup.grantWrite(role);
-      if (props.tracing) {
-        acknowledgeNag(role.node.findChild('DefaultPolicy'), 'AwsSolutions-IAM5[Resource::*]', NagReasons.XRAY_WILDCARD);
-      }
-      bundled.push(fn);
-      return fn;
-    };
-
-    this.authorizerFunction = bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
-      description: 'Verifies the JWT of a WebSocket $connect',
-      memorySize: 256,
-      timeout: Duration.seconds(10),
-    }, handlers.authorizer);
-    props.auth._bind(this.authorizerFunction);
-
-    this.connectionFunction = bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
-      description: 'Registers WebSocket connections on $connect and removes them on $disconnect',
-      memorySize: 256,
-      timeout: Duration.seconds(10),
-      environment: {
-        [Env.TABLE_NAME]: this.table.tableName,
-        [Env.CONNECTION_TTL_SECONDS]: String(Defaults.CONNECTION_TTL_SECONDS),
-        ...(props.auth.contextClaims.length > 0 ? { [Env.AUTH_CONTEXT_CLAIMS]: props.auth.contextClaims.join(',') } : {}),
-        // A subprotocol token: $connect echoes the protocol name, as browsers require.
-        ...(props.auth.tokenLocation._handlerValue.startsWith('subprotocol:')
-          ? { [Env.AUTH_TOKEN_LOCATION]: props.auth.tokenLocation._handlerValue } : {}),
-      },
-    }, handlers.connection);
-    this.grantRegistry(this.connectionFunction, ['dynamodb:PutItem', 'dynamodb:DeleteItem']);
-
-    const fanOut = props.fanOut ?? FanOut.inline();
-    /** What every sender (message handler, publisher) reads about the fan-out. */
-    const senderEnvironment = {
-      [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
-      [Env.FANOUT_SEGMENTS]: String(fanOut.segments),
-      [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
-    };
-    this.messageFunction = bundle('MessageHandler', (s, i, p) => new MessageFunction(s, i, p), {
-      description: 'Serves broadcast, send and ping on the WebSocket $default route',
-      memorySize: 512,
-      timeout: Duration.seconds(30),
-      environment: {
-        [Env.TABLE_NAME]: this.table.tableName,
-        [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
-        ...senderEnvironment,
-      },
-    }, handlers.message);
-    // Expiry: past the $connect token's exp, read the row's (a reauth moves it), and move it on reauth,
-    // verifying the fresh token exactly as the authorizer does (same AUTH_* settings and key grant).
-    this.grantRegistry(this.messageFunction, [
-      'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
-    ]);
-    props.auth._bind(this.messageFunction);
-
-    this.expirySweeperFunction = bundle('ExpirySweeper', (s, i, p) => new ExpirySweeperFunction(s, i, p), {
-      description: 'Closes WebSocket connections whose token has expired',
-      memorySize: 256,
-      timeout: Duration.minutes(1),
-      environment: { [Env.TABLE_NAME]: this.table.tableName },
-    }, handlers.expirySweeper);
-    this.grantRegistry(this.expirySweeperFunction, ['dynamodb:Scan', 'dynamodb:DeleteItem']);
-    new events.Rule(this, 'ExpirySweep', {
-      description: 'Closes WebSocket connections whose token has expired',
-      schedule: events.Schedule.rate(props.expirySweepInterval ?? Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(this.expirySweeperFunction, { retryAttempts: 0 })],
-    });
-
-    this.publisherFunction = bundle('Publisher', (s, i, p) => new PublisherFunction(s, i, p), {
-      description: 'Lets backends push to everyone, a user or a connection, answering the counts',
-      memorySize: 512,
-      timeout: Duration.seconds(60),
-      environment: {
-        [Env.TABLE_NAME]: this.table.tableName,
-        [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
-        ...senderEnvironment,
-      },
-    }, handlers.publisher);
-    this.grantRegistry(this.publisherFunction, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
-
-    if (fanOut.queued) {
-      this.fanOutDeadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-      });
-      const workerTimeout = Duration.minutes(2);
-      this.fanOutQueue = new sqs.Queue(this, 'FanOutQueue', {
-        encryption: sqs.QueueEncryption.SQS_MANAGED,
-        enforceSSL: true,
-        // Six times the worker's timeout, as Lambda advises for SQS event sources.
-        visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
-        deadLetterQueue: { queue: this.fanOutDeadLetterQueue, maxReceiveCount: 3 },
-      });
-      this.fanOutWorker = bundle('FanOutWorker', (s, i, p) => new FanOutWorkerFunction(s, i, p), {
-        description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
-        memorySize: 512,
-        timeout: workerTimeout,
-        environment: {
-          [Env.TABLE_NAME]: this.table.tableName,
-          [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
-          [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
-          // Each of the at most maxWorkers invocations posts at its share, so together they stay under maxSendRate.
-          [Env.FANOUT_MAX_SEND_RATE]: String(Math.floor(fanOut.maxSendRate! / fanOut.maxWorkers)),
-          [Env.FANOUT_QUEUE_URL]: this.fanOutQueue.queueUrl,
-          [Env.FANOUT_DLQ_URL]: this.fanOutDeadLetterQueue.queueUrl,
-        },
-      }, handlers.fanOutWorker);
-      this.fanOutWorker.addEventSource(new SqsEventSource(this.fanOutQueue, {
-        batchSize: 1,
-        maxConcurrency: fanOut.maxWorkers,
-        reportBatchItemFailures: true,
-      }));
-      this.grantRegistry(this.fanOutWorker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
-      this.fanOutQueue.grantSendMessages(this.fanOutWorker); // the rest of a segment cut off by the timeout
-      this.fanOutDeadLetterQueue.grantSendMessages(this.fanOutWorker); // recipients it could not reach
-      for (const sender of [this.messageFunction, this.publisherFunction]) {
-        sender.addEnvironment(Env.FANOUT_QUEUE_URL, this.fanOutQueue.queueUrl);
-        this.fanOutQueue.grantSendMessages(sender);
-      }
-    }
-
-    this.webSocketApi = new apigwv2.WebSocketApi(this, 'Api', {
-      apiName: props.apiName,
-      routeSelectionExpression: props.routeSelectionExpression ?? '$request.body.action',
-      connectRouteOptions: {
-        integration: new WebSocketLambdaIntegration('ConnectIntegration', this.connectionFunction),
-        authorizer: new WebSocketLambdaAuthorizer('Authorizer', this.authorizerFunction, {
-          identitySource: [props.auth.tokenLocation.identitySource],
-        }),
-      },
-      disconnectRouteOptions: { integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.connectionFunction) },
-      defaultRouteOptions: { integration: new WebSocketLambdaIntegration('DefaultIntegration', this.messageFunction) },
-    });
-    const routes = new Map<string, IConstruct>(
-      BUILT_IN_ROUTES.map((key) => [key, this.webSocketApi.node.findChild(`${key}-Route`)]),
-    );
-
-    if (props.accessLogs ?? true) {
-      this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', { retention });
-    }
-    this.stage = new apigwv2.WebSocketStage(this, 'Stage', {
-      webSocketApi: this.webSocketApi,
-      stageName,
-      autoDeploy: true,
-      throttle: props.throttle,
-      accessLogSettings: this.accessLogGroup ? {
-        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
-        format: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
-      } : undefined,
-    });
+    // The API, its stage, and what the functions learn of them.
+    this.webSocketApi = this.createApi();
+    this.accessLogGroup = (props.accessLogs ?? true)
+      ? new logs.LogGroup(this, 'AccessLogs', { retention: this.logRetention, encryptionKey: props.encryptionKey })
+      : undefined;
+    this.stage = this.createStage();
+    this.webSocketApiId = this.webSocketApi.apiId;
+    this.stageName = this.stage.stageName;
     this.url = this.stage.url;
     this.callbackUrl = this.stage.callbackUrl;
+    if (props.cloudWatchRole) this.createAccountLoggingRole();
+    this.connectFunctionsToStage();
 
-    if (props.cloudWatchRole) {
-      const role = new iam.Role(this, 'CloudWatchRole', {
-        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
-        description: 'Lets API Gateway write the logs of every API of this account and region',
-        managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
-      });
-      // The account setting outlives the stack; a deleted role would break every API's logs.
-      role.applyRemovalPolicy(RemovalPolicy.RETAIN);
-      acknowledgeNag(role, 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
-        NagReasons.ACCOUNT_LOGGING_ROLE);
-      const account = new apigateway.CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
-      this.stage.node.addDependency(account);
-    }
+    // Custom routes and their throttling.
+    const routes = this.addRoutes();
+    if (props.routeThrottle && Object.keys(props.routeThrottle).length > 0) this.throttleRoutes(props.routeThrottle, routes);
 
-    const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
-    for (const sender of callers) {
-      sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
-      this.grantManageConnections(sender);
-    }
-    // The dimension of the handler metrics: every bundled function names the API it serves.
-    for (const fn of bundled) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
-
-    for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
-      routes.set(routeKey, this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey)));
-    }
-    for (const [routeKey, route] of routes) {
-      if (routeKey !== '$connect') acknowledgeNag(route, 'AwsSolutions-APIG4', NagReasons.ROUTE_AUTHORIZED_AT_CONNECT);
-    }
-
-    if (props.routeThrottle && Object.keys(props.routeThrottle).length > 0) {
-      const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage;
-      cfnStage.routeSettings = Object.fromEntries(Object.entries(props.routeThrottle).map(([routeKey, throttle]) => {
-        // A route setting names a route by key: the route must exist before the stage refers to it.
-        cfnStage.node.addDependency(routes.get(routeKey)!);
-        return [routeKey, { ThrottlingRateLimit: throttle.rateLimit, ThrottlingBurstLimit: throttle.burstLimit }];
-      }));
-    }
-
+    // Around the API: custom domain, alarms, dashboard.
     if (props.domain) {
       this.domainName = createCustomDomain(this, this.webSocketApi, this.stage, props.domain);
       this.customDomainUrl = customDomainUrl(props.domain);
     }
-
     this.alarms = props.alarms ? createAlarms(this, props.alarms) : [];
     if (props.dashboard) this.dashboard = createDashboard(this);
   }
 
-  /**
-   * Lets `grantee` post to, read and close this stage's connections through the @connections API
-   * (`execute-api:ManageConnections` on this API's stage only). The grant necessarily covers every
-   * connection id of the stage; the matching cdk-nag finding (AwsSolutions-IAM5) is acknowledged on
-   * the grantee's policy with that reason.
-   * @param grantee the principal to grant
-   */
-  public grantManageConnections(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.stage.grantManagementApiAccess(grantee);
-    acknowledgeGrantWildcards(grantee, grant, NagReasons.CONNECTIONS_WILDCARD);
-    return grant;
+  /** @internal */
+  public _publisher(): lambda.IFunction {
+    return this.publisherFunction;
   }
 
-  /**
-   * Lets `grantee` push to connections by invoking `publisherFunction` (`lambda:InvokeFunction` on
-   * it only): a Python service, a Step Function, a container, or a route Lambda. A `lambda.Function`
-   * grantee also gets `CONNECTIONS_PUBLISHER_FUNCTION_NAME` in its environment, which the
-   * `cdk-authenticated-websocket-api/lib/publish` helper reads.
-   * @param grantee the principal to grant
-   */
-  public grantSend(grantee: iam.IGrantable): iam.Grant {
-    if (grantee instanceof lambda.Function) {
-      grantee.addEnvironment(Env.PUBLISHER_FUNCTION_NAME, this.publisherFunction.functionName);
-    }
-    const grant = this.publisherFunction.grantInvoke(grantee);
-    acknowledgeGrantWildcards(grantee, grant, NagReasons.PUBLISHER_VERSIONS);
-    return grant;
-  }
 
   /**
    * Lets `grantee` read the connection registry: look up a connection, list a user's connections
@@ -648,146 +483,350 @@ export class AuthenticatedWebSocketApi extends Construct {
     return this.grantRegistry(grantee, DYNAMODB_READ_ACTIONS);
   }
 
+  /** The connection registry: one row per connection, with the user index `byUser`. */
+  private createRegistry(): dynamodb.Table {
+    const props = this.props;
+    const table = new dynamodb.Table(this, 'Connections', {
+      partitionKey: { name: Registry.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      ...(props.encryptionKey
+        ? { encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED, encryptionKey: props.encryptionKey }
+        : { encryption: dynamodb.TableEncryption.AWS_MANAGED }),
+      timeToLiveAttribute: Registry.TTL,
+      pointInTimeRecoverySpecification: props.pointInTimeRecovery ? { pointInTimeRecoveryEnabled: true } : undefined,
+      // Rows describe live connections only; nothing in them outlives the connections.
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.DESTROY,
+    });
+    table.addGlobalSecondaryIndex({
+      indexName: Registry.USER_INDEX,
+      partitionKey: { name: Registry.USER_ID, type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [Registry.TTL, Registry.EXPIRES_AT],
+    });
+    if (!props.pointInTimeRecovery) {
+      acknowledgeNag(table, 'AwsSolutions-DDB3', NagReasons.REGISTRY_EPHEMERAL);
+    }
+    return table;
+  }
+
   /**
-   * An API Gateway metric of this API's stage (namespace `AWS/ApiGateway`, dimensions `ApiId` and `Stage`).
-   * @param metricName e.g. `ConnectCount`, `MessageCount`, `ClientError`, `ExecutionError`, `IntegrationError`, `IntegrationLatency`
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
+   * One bundled function: its own role with inline grants only, its own log group, the API's
+   * architecture and tracing, and its `handlers` options over its defaults.
    */
-  public metric(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: 'AWS/ApiGateway',
-      metricName,
-      dimensionsMap: { ApiId: this.webSocketApi.apiId, Stage: this.stage.stageName },
-      statistic: cloudwatch.Stats.SUM,
-      period: Duration.minutes(5),
-      ...props,
+  private bundle<F extends lambda.Function>(
+    fnId: string,
+    create: (fnScope: Construct, fnId: string, fnProps: lambda.FunctionOptions) => F,
+    fnProps: lambda.FunctionOptions,
+    options: HandlerOptions | undefined,
+  ): F {
+    const props = this.props;
+    const logGroup = new logs.LogGroup(this, `${fnId}Logs`, { retention: this.logRetention, encryptionKey: props.encryptionKey });
+    const role = new iam.Role(this, `${fnId}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: fnProps.description,
+    });
+    const fn = create(this, fnId, {
+      ...fnProps,
+      role,
+      logGroup,
+      architecture: props.architecture ?? lambda.Architecture.ARM_64,
+      tracing: props.tracing ? lambda.Tracing.ACTIVE : undefined,
+      memorySize: options?.memorySize ?? fnProps.memorySize,
+      reservedConcurrentExecutions: options?.reservedConcurrency,
+      timeout: options?.timeout ?? fnProps.timeout,
+      environment: { ...fnProps.environment, ...options?.environment },
+      vpc: options?.vpc,
+      vpcSubnets: options?.vpcSubnets,
+      securityGroups: options?.securityGroups,
+    });
+    // Instead of AWSLambdaBasicExecutionRole (any log group of the account): this log group only.
+    logGroup.grantWrite(role);
+    if (props.tracing) {
+      acknowledgeNag(role.node.findChild('DefaultPolicy'), 'AwsSolutions-IAM5[Resource::*]', NagReasons.XRAY_WILDCARD);
+    }
+    this.bundledFunctions.push(fn);
+    return fn;
+  }
+
+  /** Your own authorizer (`WebSocketAuth.lambdaAuthorizer`), or the bundled one configured by `auth`. */
+  private createAuthorizer(): lambda.IFunction {
+    const auth = this.props.auth;
+    const custom = auth._customAuthorizer();
+    if (custom) return custom;
+    const verifier = this.bundle('Authorizer', (s, i, p) => new AuthorizerFunction(s, i, p), {
+      description: 'Verifies the JWT of a WebSocket $connect',
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+    }, this.handlerOptions.authorizer);
+    auth._bind(verifier);
+    return verifier;
+  }
+
+  /** `$connect` registers the connection, `$disconnect` removes it. */
+  private createConnectionHandler(): lambda.Function {
+    const auth = this.props.auth;
+    const fn = this.bundle('ConnectionHandler', (s, i, p) => new ConnectionFunction(s, i, p), {
+      description: 'Registers WebSocket connections on $connect and removes them on $disconnect',
+      memorySize: 256,
+      timeout: Duration.seconds(10),
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.CONNECTION_TTL_SECONDS]: String(Defaults.CONNECTION_TTL_SECONDS),
+        ...(auth.contextClaims.length > 0 ? { [Env.AUTH_CONTEXT_CLAIMS]: auth.contextClaims.join(',') } : {}),
+        // A subprotocol token: $connect echoes the protocol name, as browsers require.
+        ...(auth.tokenLocation._handlerValue.startsWith('subprotocol:')
+          ? { [Env.AUTH_TOKEN_LOCATION]: auth.tokenLocation._handlerValue } : {}),
+      },
+    }, this.handlerOptions.connection);
+    this.grantRegistry(fn, ['dynamodb:PutItem', 'dynamodb:DeleteItem']);
+    return fn;
+  }
+
+  /** `$default`: broadcast, send, ping and reauth. */
+  private createMessageHandler(): lambda.Function {
+    const fn = this.bundle('MessageHandler', (s, i, p) => new MessageFunction(s, i, p), {
+      description: 'Serves broadcast, send and ping on the WebSocket $default route',
+      memorySize: 512,
+      timeout: Duration.seconds(30),
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
+        ...this.senderEnvironment(),
+      },
+    }, this.handlerOptions.message);
+    // Expiry: past the $connect token's exp, read the row's (a reauth moves it), and move it on reauth,
+    // verifying the fresh token exactly as the authorizer does (same AUTH_* settings and key grant).
+    this.grantRegistry(fn, [
+      'dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
+    ]);
+    this.props.auth._bind(fn);
+    return fn;
+  }
+
+  /** Closes connections whose token expired and that send nothing, on a schedule. */
+  private createExpirySweeper(): lambda.Function {
+    const fn = this.bundle('ExpirySweeper', (s, i, p) => new ExpirySweeperFunction(s, i, p), {
+      description: 'Closes WebSocket connections whose token has expired',
+      memorySize: 256,
+      timeout: Duration.minutes(1),
+      environment: { [Env.TABLE_NAME]: this.table.tableName },
+    }, this.handlerOptions.expirySweeper);
+    this.grantRegistry(fn, ['dynamodb:Scan', 'dynamodb:DeleteItem']);
+    new events.Rule(this, 'ExpirySweep', {
+      description: 'Closes WebSocket connections whose token has expired',
+      schedule: events.Schedule.rate(this.props.expirySweepInterval ?? Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(fn, { retryAttempts: 0 })],
+    });
+    return fn;
+  }
+
+  /** The function backends invoke to push to everyone, a user or a connection. */
+  private createPublisher(): lambda.Function {
+    const fn = this.bundle('Publisher', (s, i, p) => new PublisherFunction(s, i, p), {
+      description: 'Lets backends push to everyone, a user or a connection, answering the counts',
+      memorySize: 512,
+      timeout: Duration.seconds(60),
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.USER_INDEX_NAME]: Registry.USER_INDEX,
+        ...this.senderEnvironment(),
+      },
+    }, this.handlerOptions.publisher);
+    this.grantRegistry(fn, ['dynamodb:Scan', 'dynamodb:Query', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    return fn;
+  }
+
+  /** What every sender (message handler, publisher) reads about the fan-out. */
+  private senderEnvironment(): Record<string, string> {
+    return {
+      [Env.FANOUT_CONCURRENCY]: String(this.fanOut.concurrency),
+      [Env.FANOUT_SEGMENTS]: String(this.fanOut.segments),
+      [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+    };
+  }
+
+  /** `FanOut.queue()`: the queue of scan segments, its dead-letter queue, and the worker the senders enqueue for. */
+  private createFanOutQueue(): { queue: sqs.Queue; deadLetterQueue: sqs.Queue; worker: lambda.Function } {
+    const { encryptionKey } = this.props;
+    const fanOut = this.fanOut;
+    const queueEncryption = encryptionKey
+      ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: encryptionKey }
+      : { encryption: sqs.QueueEncryption.SQS_MANAGED };
+    const deadLetterQueue = new sqs.Queue(this, 'FanOutDeadLetterQueue', {
+      ...queueEncryption,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    const workerTimeout = this.handlerOptions.fanOutWorker?.timeout ?? Duration.minutes(2);
+    const queue = new sqs.Queue(this, 'FanOutQueue', {
+      ...queueEncryption,
+      enforceSSL: true,
+      // Six times the worker's timeout, as Lambda advises for SQS event sources.
+      visibilityTimeout: Duration.seconds(workerTimeout.toSeconds() * 6),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 3 },
+    });
+    const worker = this.bundle('FanOutWorker', (s, i, p) => new FanOutWorkerFunction(s, i, p), {
+      description: 'Delivers one scan segment of a queued broadcast at its share of the send rate',
+      memorySize: 512,
+      timeout: workerTimeout,
+      environment: {
+        [Env.TABLE_NAME]: this.table.tableName,
+        [Env.FANOUT_CONCURRENCY]: String(fanOut.concurrency),
+        [Env.POST_TIMEOUT_MS]: String(Defaults.POST_TIMEOUT_MS),
+        // Each of the at most maxWorkers invocations posts at its share, so together they stay under maxSendRate.
+        [Env.FANOUT_MAX_SEND_RATE]: String(Math.floor(fanOut.maxSendRate! / fanOut.maxWorkers)),
+        [Env.FANOUT_QUEUE_URL]: queue.queueUrl,
+        [Env.FANOUT_DLQ_URL]: deadLetterQueue.queueUrl,
+      },
+    }, this.handlerOptions.fanOutWorker);
+    worker.addEventSource(new SqsEventSource(queue, {
+      batchSize: 1,
+      maxConcurrency: fanOut.maxWorkers,
+      reportBatchItemFailures: true,
+    }));
+    this.grantRegistry(worker, ['dynamodb:Scan', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+    grantEnqueue(queue, worker, encryptionKey); // the rest of a segment cut off by the timeout
+    grantEnqueue(deadLetterQueue, worker, encryptionKey); // recipients it could not reach
+    for (const sender of [this.messageFunction, this.publisherFunction]) {
+      sender.addEnvironment(Env.FANOUT_QUEUE_URL, queue.queueUrl);
+      grantEnqueue(queue, sender, encryptionKey);
+    }
+    return { queue, deadLetterQueue, worker };
+  }
+
+  /** The WebSocket API with its built-in routes: `$connect` (authorized), `$disconnect`, `$default`. */
+  private createApi(): apigwv2.WebSocketApi {
+    const props = this.props;
+    return new apigwv2.WebSocketApi(this, 'Api', {
+      apiName: props.apiName ?? Names.uniqueId(this),
+      routeSelectionExpression: props.routeSelectionExpression ?? '$request.body.action',
+      connectRouteOptions: {
+        integration: new WebSocketLambdaIntegration('ConnectIntegration', this.connectionFunction),
+        authorizer: new WebSocketLambdaAuthorizer('Authorizer', this.authorizerFunction, {
+          identitySource: [props.auth.tokenLocation.identitySource],
+        }),
+      },
+      disconnectRouteOptions: { integration: new WebSocketLambdaIntegration('DisconnectIntegration', this.connectionFunction) },
+      defaultRouteOptions: { integration: new WebSocketLambdaIntegration('DefaultIntegration', this.messageFunction) },
     });
   }
 
-  /**
-   * Connections API Gateway accepted (`ConnectCount`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricConnectCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ConnectCount', props);
-  }
-
-  /**
-   * Messages sent to and from clients (`MessageCount`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricMessageCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('MessageCount', props);
-  }
-
-  /**
-   * Requests API Gateway answered 4XX before calling an integration (`ClientError`), refused connects included.
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricClientError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ClientError', props);
-  }
-
-  /**
-   * Errors calling an integration (`ExecutionError`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricExecutionError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('ExecutionError', props);
-  }
-
-  /**
-   * Integration answers with a 4XX/5XX status (`IntegrationError`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricIntegrationError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('IntegrationError', props);
-  }
-
-  /**
-   * Milliseconds between API Gateway calling an integration and its answer (`IntegrationLatency`).
-   * @param props statistic, period and the rest
-   * @default - average over 5 minutes
-   */
-  public metricIntegrationLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metric('IntegrationLatency', { statistic: cloudwatch.Stats.AVERAGE, ...props });
-  }
-
-  /**
-   * A metric the bundled handlers emit (namespace `AuthenticatedWebSocketApi`, dimension `ApiId`).
-   * @param metricName `Delivered`, `Gone`, `Failed`, `Throttled`, `Retried` or `AuthDenied`
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricHandler(metricName: string, props: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: HandlerMetrics.NAMESPACE,
-      metricName,
-      dimensionsMap: { [HandlerMetrics.API_DIMENSION]: this.webSocketApi.apiId },
-      statistic: cloudwatch.Stats.SUM,
-      period: Duration.minutes(5),
-      ...props,
+  /** The auto-deployed stage, with the access logs when they are on. */
+  private createStage(): apigwv2.WebSocketStage {
+    const stage = new apigwv2.WebSocketStage(this, 'Stage', {
+      webSocketApi: this.webSocketApi,
+      stageName: this.props.stageName ?? 'dev',
+      autoDeploy: true,
+      throttle: this.props.throttle,
+      accessLogSettings: this.accessLogGroup ? {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
+        format: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FIELDS)),
+      } : undefined,
     });
+    if (!this.accessLogGroup) acknowledgeNag(stage, 'AwsSolutions-APIG1', NagReasons.ACCESS_LOGS_OFF);
+    return stage;
+  }
+
+  /** `cloudWatchRole`: the account-level role API Gateway writes logs with. */
+  private createAccountLoggingRole(): void {
+    const role = new iam.Role(this, 'CloudWatchRole', {
+      assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+      description: 'Lets API Gateway write the logs of every API of this account and region',
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonAPIGatewayPushToCloudWatchLogs')],
+    });
+    // The account setting outlives the stack; a deleted role would break every API's logs.
+    role.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    acknowledgeNag(role, 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+      NagReasons.ACCOUNT_LOGGING_ROLE);
+    const account = new apigateway.CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
+    this.stage.node.addDependency(account);
+  }
+
+  /** The @connections endpoint and grants by method for the functions that post or close, and the metrics' API id for all. */
+  private connectFunctionsToStage(): void {
+    // Senders post; the message handler and the sweeper also close connections whose token expired.
+    for (const sender of [this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
+      sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
+      this.grantPostToConnections(sender);
+    }
+    for (const closer of [this.messageFunction, this.expirySweeperFunction]) {
+      closer.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
+      this._grantConnections(closer, ['POST', 'DELETE']);
+    }
+    // The dimension of the handler metrics: every bundled function names the API it serves.
+    for (const fn of this.bundledFunctions) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
+  }
+
+  /** The custom routes of `routes`, beside the built-in ones: every route by key. */
+  private addRoutes(): Map<string, IConstruct> {
+    const props = this.props;
+    const routes = new Map<string, IConstruct>(
+      BUILT_IN_ROUTES.map((key) => [key, this.webSocketApi.node.findChild(`${key}-Route`)]),
+    );
+    for (const [routeKey, target] of Object.entries(props.routes ?? {})) {
+      routes.set(routeKey, this.addCustomRoute(routeKey, target, props.routeThrottle?.[routeKey] !== undefined));
+    }
+    for (const [routeKey, route] of routes) {
+      if (routeKey !== '$connect') acknowledgeNag(route, 'AwsSolutions-APIG4', NagReasons.ROUTE_AUTHORIZED_AT_CONNECT);
+    }
+    return routes;
+  }
+
+  /** `routeThrottle`: route settings of the stage, once the routes they name exist. */
+  private throttleRoutes(routeThrottle: { [routeKey: string]: apigwv2.ThrottleSettings }, routes: Map<string, IConstruct>): void {
+    const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage;
+    cfnStage.routeSettings = Object.fromEntries(Object.entries(routeThrottle).map(([routeKey, throttle]) => {
+      // A route setting names a route by key: the route must exist before the stage refers to it.
+      cfnStage.node.addDependency(routes.get(routeKey)!);
+      return [routeKey, { ThrottlingRateLimit: throttle.rateLimit, ThrottlingBurstLimit: throttle.burstLimit }];
+    }));
+  }
+
+  private get handlerOptions(): BundledHandlersOptions {
+    return this.props.handlers ?? {};
+  }
+
+  private get fanOut(): FanOut {
+    return this.props.fanOut ?? DEFAULT_FAN_OUT;
+  }
+
+  private get logRetention(): logs.RetentionDays {
+    return this.props.logRetention ?? logs.RetentionDays.ONE_MONTH;
   }
 
   /**
-   * Posts the @connections API accepted (`Delivered`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
+   * Lets CloudWatch Logs encrypt and decrypt with `key`, for log groups of this account and region
+   * (the key policy statement AWS documents). An imported key's policy cannot be changed from here.
    */
-  public metricDelivered(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.DELIVERED, props);
+  private allowLogsToUseKey(key: kms.IKey): void {
+    const stack = Stack.of(this);
+    const { statementAdded } = key.addToResourcePolicy(new iam.PolicyStatement({
+      principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+      actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: {
+        ArnLike: { 'kms:EncryptionContext:aws:logs:arn': stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
+      },
+    }));
+    if (!statementAdded) {
+      Annotations.of(this).addWarningV2('cdk-authenticated-websocket-api:importedEncryptionKey',
+        'encryptionKey was imported, so its key policy cannot be extended here: it must let CloudWatch Logs '
+        + `(logs.${stack.region}.amazonaws.com) use it for this account's log groups, or the log groups fail to deploy.`);
+    }
   }
 
   /**
-   * Recipients found gone (410) and removed from the registry (`Gone`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
+   * Adds a custom route: under the API, or in the stack of the target's function when that is
+   * another stack (which then depends on this one).
    */
-  public metricGone(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.GONE, props);
-  }
-
-  /**
-   * Posts that failed after their retries (`Failed`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.FAILED, props);
-  }
-
-  /**
-   * Posts answered 429, each attempt (`Throttled`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricThrottled(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.THROTTLED, props);
-  }
-
-  /**
-   * Post attempts retried (`Retried`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricRetried(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.RETRIED, props);
-  }
-
-  /**
-   * Connections the authorizer refused with 401 or 403 (`AuthDenied`).
-   * @param props statistic, period and the rest
-   * @default - sum over 5 minutes
-   */
-  public metricAuthDenied(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.metricHandler(HandlerMetrics.AUTH_DENIED, props);
+  private addCustomRoute(routeKey: string, target: RouteTarget, throttled: boolean): apigwv2.WebSocketRoute {
+    const home = target._routeStack(this);
+    if (!home) return this.webSocketApi.addRoute(routeKey, target._bind(this, routeKey));
+    if (throttled) {
+      throw new Error(`AuthenticatedWebSocketApi: routeThrottle names route '${routeKey}', whose function lives in stack '${home.stackName}'; the stage would have to wait for a route of that stack, which depends on this one. Drop routeThrottle['${routeKey}'] (the stage's throttle applies), or define the function in this API's stack.`);
+    }
+    const id = `${Names.uniqueId(this)}Route-${routeKey.replace(/\//g, '-')}`;
+    return new apigwv2.WebSocketRoute(home, id, { webSocketApi: this.webSocketApi, routeKey, ...target._bind(this, routeKey) });
   }
 
   /**
@@ -804,6 +843,15 @@ export class AuthenticatedWebSocketApi extends Construct {
     }
     return grant;
   }
+}
+
+/**
+ * `queue.grantSendMessages` without its wildcard KMS actions (`kms:ReEncrypt*`, `kms:GenerateDataKey*`):
+ * sending to a queue encrypted with `key` takes GenerateDataKey and Decrypt.
+ */
+function grantEnqueue(queue: sqs.IQueue, grantee: iam.IGrantable, key: kms.IKey | undefined): void {
+  iam.Grant.addToPrincipal({ grantee, actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], resourceArns: [queue.queueArn] });
+  if (key) key.grant(grantee, 'kms:Decrypt', 'kms:GenerateDataKey');
 }
 
 function validateProps(props: AuthenticatedWebSocketApiProps): void {
@@ -856,10 +904,25 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     if (memory !== undefined && !Token.isUnresolved(memory) && !(Number.isInteger(memory) && memory >= 128 && memory <= 10_240)) {
       throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.memorySize is ${memory}; use a whole number of MB from 128 to 10240.`);
     }
+    const timeout = sizing?.timeout?.toSeconds();
+    if (timeout !== undefined && !Token.isUnresolved(timeout) && !(timeout >= 1 && timeout <= 900)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.timeout is ${timeout} seconds; Lambda allows 1 second to 15 minutes.`);
+    }
+    for (const variable of Object.keys(sizing?.environment ?? {})) {
+      if (CONSTRUCT_ENVIRONMENT.includes(variable) || variable.startsWith('AWS_')) {
+        throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.environment sets ${variable}, which ${variable.startsWith('AWS_') ? 'Lambda reserves' : 'the construct sets itself'}; leave it out, or use a name of your own.`);
+      }
+    }
+    if (!sizing?.vpc && (sizing?.vpcSubnets || sizing?.securityGroups)) {
+      throw new Error(`AuthenticatedWebSocketApi: handlers.${name} has vpcSubnets or securityGroups without vpc; add vpc, or drop them.`);
+    }
     const reserved = sizing?.reservedConcurrency;
     if (reserved !== undefined && !Token.isUnresolved(reserved) && !(Number.isInteger(reserved) && reserved >= 1)) {
       throw new Error(`AuthenticatedWebSocketApi: handlers.${name}.reservedConcurrency is ${reserved}; use a whole number of 1 or more (0 would stop the function), or leave it out.`);
     }
+  }
+  if (handlers.authorizer && props.auth._customAuthorizer()) {
+    throw new Error('AuthenticatedWebSocketApi: handlers.authorizer sizes the bundled authorizer, but auth is WebSocketAuth.lambdaAuthorizer(fn); size your own function where you define it, and drop handlers.authorizer.');
   }
   if (handlers.fanOutWorker) {
     const fanOut = props.fanOut;

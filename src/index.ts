@@ -1,3 +1,4 @@
+export * from './api-base';
 export * from './authenticated-websocket-api';
 export * from './fan-out';
 export * from './auth';

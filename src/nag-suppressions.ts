@@ -24,6 +24,9 @@ export const NagReasons = {
   /** AwsSolutions-DDB3 when `pointInTimeRecovery` is off. */
   REGISTRY_EPHEMERAL: 'The registry holds one row per open connection, which lives at most 2 hours; restoring it would bring back '
     + 'connections that no longer exist. Set pointInTimeRecovery: true to keep backups anyway.',
+  /** AwsSolutions-APIG1 with `accessLogs: false`. */
+  ACCESS_LOGS_OFF: 'Access logs were turned off on purpose (accessLogs: false), typically where the account has no API Gateway '
+    + 'CloudWatch Logs role; the functions still log every connect, message and error to their own log groups.',
   /** AwsSolutions-IAM4 on the account-level API Gateway CloudWatch role (`cloudWatchRole: true`). */
   ACCOUNT_LOGGING_ROLE: 'API Gateway\'s account-wide logging role serves every API of the account and region; '
     + 'AmazonAPIGatewayPushToCloudWatchLogs is the AWS-maintained policy AWS documents for it.',

@@ -1,17 +1,42 @@
-import { Annotations, Duration, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { AuthenticatedWebSocketApi } from './authenticated-websocket-api';
 import { Env, Registry } from './runtime/environment';
 
-/** Options for `RouteTarget.lambda`. */
-export interface LambdaRouteOptions {
+/** Options for `RouteTarget.function`. */
+export interface FunctionRouteOptions {
   /**
    * Send what the function returns (its `body`) back to the client as a frame.
    *
    * Without it the route is one-way, as API Gateway makes it: the function replies, if at all,
    * through the @connections API.
+   * @default false
+   */
+  readonly returnResponse?: boolean;
+
+  /**
+   * Let the function post to this stage's connections (`execute-api:ManageConnections` on
+   * `POST/@connections/*` of this stage only: it can neither read nor close connections), with the
+   * @connections endpoint in its environment (`CALLBACK_URL`).
+   * @default true
+   */
+  readonly postToConnections?: boolean;
+
+  /**
+   * Let the function read the connection registry (`GetItem`, `Query` on the `byUser` index,
+   * `Scan`: every user's connections and claims, decrypted with a customer-managed key), with the
+   * table and index names in its environment (`CONNECTIONS_TABLE_NAME`, `CONNECTIONS_USER_INDEX_NAME`).
+   * @default false
+   */
+  readonly readConnections?: boolean;
+}
+
+/** Options for `RouteTarget.integration`. */
+export interface IntegrationRouteOptions {
+  /**
+   * Send the integration's response back to the client as a frame.
    * @default false
    */
   readonly returnResponse?: boolean;
@@ -66,7 +91,8 @@ function jsonString(reference: string): string {
 }
 
 /**
- * Where a custom route's messages go: one of your Lambda functions or an HTTP backend.
+ * Where a custom route's messages go: one of your Lambda functions, an HTTP backend, or any
+ * API Gateway WebSocket integration (SQS, Step Functions, a mock, ...).
  */
 export abstract class RouteTarget {
   /**
@@ -91,15 +117,27 @@ export abstract class RouteTarget {
   /**
    * Messages on the route invoke `handler` (Lambda proxy integration).
    *
-   * The function receives the user id and claims in `requestContext.authorizer`; when it is a
-   * `lambda.Function` it also gets the registry table name (`CONNECTIONS_TABLE_NAME`) and the
-   * @connections endpoint (`CALLBACK_URL`) in its environment, with the grants to read the
-   * registry and post to connections.
+   * The function receives the user id and claims in `requestContext.authorizer`. When it is a
+   * `lambda.Function` it may post to connections (`postToConnections`, on by default) and read the
+   * registry (`readConnections`, off by default), with what it needs in its environment. A function
+   * of another stack gets its route, integration and invoke permission in its own stack, which
+   * then depends on the API's stack (never the other way round).
    * @param handler the function to invoke
+   * @param options how the route answers and what the function may do
+   */
+  public static function(handler: lambda.IFunction, options: FunctionRouteOptions = {}): RouteTarget {
+    return new FunctionRouteTarget(handler, options);
+  }
+
+  /**
+   * Messages on the route go to `integration`, any API Gateway WebSocket integration: for example
+   * `WebSocketAwsIntegration` (SQS, Step Functions, DynamoDB), `WebSocketMockIntegration`, or your own.
+   * The integration is told nothing else: grant its role what it needs yourself.
+   * @param integration the integration of the route (one route per integration)
    * @param options how the route answers
    */
-  public static lambda(handler: lambda.IFunction, options: LambdaRouteOptions = {}): RouteTarget {
-    return new LambdaRouteTarget(handler, options);
+  public static integration(integration: apigwv2.WebSocketRouteIntegration, options: IntegrationRouteOptions = {}): RouteTarget {
+    return new IntegrationRouteTarget(integration, options);
   }
 
   /**
@@ -127,33 +165,61 @@ export abstract class RouteTarget {
    * @internal
    */
   public abstract _bind(api: AuthenticatedWebSocketApi, routeKey: string): apigwv2.WebSocketRouteOptions;
+
+  /**
+   * The stack the route must live in, when it is not the API's: a function of another stack owns
+   * its route, so that its stack depends on the API's and not the other way round.
+   * @internal
+   */
+  public _routeStack(_api: AuthenticatedWebSocketApi): Stack | undefined {
+    return undefined;
+  }
 }
 
-class LambdaRouteTarget extends RouteTarget {
-  constructor(private readonly handler: lambda.IFunction, private readonly options: LambdaRouteOptions) {
+class FunctionRouteTarget extends RouteTarget {
+  constructor(private readonly handler: lambda.IFunction, private readonly options: FunctionRouteOptions) {
     super();
   }
 
+  public _routeStack(api: AuthenticatedWebSocketApi): Stack | undefined {
+    const stack = Stack.of(this.handler);
+    return stack === Stack.of(api) ? undefined : stack;
+  }
+
   public _bind(api: AuthenticatedWebSocketApi, routeKey: string): apigwv2.WebSocketRouteOptions {
+    const post = this.options.postToConnections ?? true;
+    const read = this.options.readConnections ?? false;
     if (this.handler instanceof lambda.Function) {
-      this.handler.addEnvironment(Env.TABLE_NAME, api.table.tableName);
-      this.handler.addEnvironment(Env.USER_INDEX_NAME, Registry.USER_INDEX);
-      this.handler.addEnvironment(Env.CALLBACK_URL, api.callbackUrl);
-    } else {
+      if (read) {
+        this.handler.addEnvironment(Env.TABLE_NAME, api.table.tableName);
+        this.handler.addEnvironment(Env.USER_INDEX_NAME, Registry.USER_INDEX);
+      }
+      if (post) this.handler.addEnvironment(Env.CALLBACK_URL, api.callbackUrl);
+    } else if (post || read) {
       Annotations.of(api).addWarningV2(
         'cdk-authenticated-websocket-api:importedRouteFunction',
-        `Route '${routeKey}' targets a function this app did not define, so it gets no CONNECTIONS_TABLE_NAME or CALLBACK_URL environment`
+        `Route '${routeKey}' targets a function this app did not define, so it gets no ${read ? 'CONNECTIONS_TABLE_NAME or ' : ''}CALLBACK_URL environment`
         + (this.handler.role ? '' : ' and no grants (it was imported without a role)') + '; set them on the function yourself.',
       );
     }
     if (this.handler.role) {
-      api.grantReadConnections(this.handler);
-      api.grantManageConnections(this.handler);
+      if (read) api.grantReadConnections(this.handler);
+      if (post) api.grantPostToConnections(this.handler);
     }
     return {
       integration: new WebSocketLambdaIntegration(`${routeKey}Integration`, this.handler),
       returnResponse: this.options.returnResponse,
     };
+  }
+}
+
+class IntegrationRouteTarget extends RouteTarget {
+  constructor(private readonly integration: apigwv2.WebSocketRouteIntegration, private readonly options: IntegrationRouteOptions) {
+    super();
+  }
+
+  public _bind(_api: AuthenticatedWebSocketApi, _routeKey: string): apigwv2.WebSocketRouteOptions {
+    return { integration: this.integration, returnResponse: this.options.returnResponse };
   }
 }
 

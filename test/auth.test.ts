@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { AuthenticatedWebSocketApi, CognitoTokenUse, TokenLocation, WebSocketAuth } from '../src';
 import { logicalId, newStack, statementsOf } from './support/stacks';
@@ -151,6 +152,13 @@ describe('WebSocketAuth.cognito', () => {
     });
   });
 
+  test('its options offer no issuer or audience: the type refuses them, and a JavaScript caller is told why', () => {
+    const stack = newStack();
+    const { userPool, web } = pool(stack);
+    // @ts-expect-error `issuer` is no Cognito option (the typecheck task fails should it become one again)
+    expect(() => WebSocketAuth.cognito(userPool, { userPoolClients: [web], issuer: 'https://x.example' })).toThrow(/leave out `issuer` and `audience`/);
+  });
+
   test.each([
     ['an issuer', { issuer: 'https://x.example' }, /leave out `issuer` and `audience`/],
     ['an audience', { audience: ['x'] }, /leave out `issuer` and `audience`/],
@@ -224,5 +232,50 @@ describe('expiry', () => {
     const stack = newStack();
     expect(() => new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.jwks({ jwksUrl: 'https://i.example/jwks' }), expirySweepInterval: interval }))
       .toThrow(/expirySweepInterval .* whole minutes/);
+  });
+});
+
+describe('WebSocketAuth.lambdaAuthorizer', () => {
+  const ownAuthorizer = (stack: ReturnType<typeof newStack>) => new lambda.Function(stack, 'MyAuthorizer', {
+    runtime: lambda.Runtime.NODEJS_24_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({})'),
+  });
+
+  test('your function authorizes $connect; no bundled authorizer is created, and yours is not changed', () => {
+    const stack = newStack();
+    const mine = ownAuthorizer(stack);
+    const api = new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.lambdaAuthorizer(mine, { tokenLocation: TokenLocation.queryString('ticket'), contextClaims: ['tenant'] }),
+    });
+    const template = Template.fromStack(stack);
+    expect(api.authorizerFunction).toBe(mine);
+    expect(Object.keys(template.findResources('AWS::Lambda::Function')).filter((id) => id.startsWith('ChatAuthorizer'))).toEqual([]);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      IdentitySource: ['route.request.querystring.ticket'],
+      AuthorizerUri: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([{ 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'MyAuthorizer'), 'Arn'] }])]) }),
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'MyAuthorizer'), 'Arn'] },
+      Principal: 'apigateway.amazonaws.com',
+    });
+    const myFunction = template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', 'MyAuthorizer')];
+    expect(myFunction.Properties.Environment).toBeUndefined();
+    // The registry keeps the context keys you name; the message handler verifies nothing itself.
+    expect(environmentOf(template, 'ChatConnectionHandler')).toMatchObject({ AUTH_CONTEXT_CLAIMS: 'tenant' });
+    expect(Object.keys(environmentOf(template, 'ChatMessageHandler')).filter((name) => name.startsWith('AUTH_'))).toEqual([]);
+  });
+
+  test('handlers.authorizer with your own authorizer throws with what to change', () => {
+    const stack = newStack();
+    expect(() => new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.lambdaAuthorizer(ownAuthorizer(stack)),
+      handlers: { authorizer: { memorySize: 1024 } },
+    })).toThrow(/handlers\.authorizer sizes the bundled authorizer, but auth is WebSocketAuth\.lambdaAuthorizer\(fn\); size your own function where you define it/);
+  });
+
+  test('context claims are checked as the bundled authorizer\'s are', () => {
+    const stack = newStack();
+    expect(() => WebSocketAuth.lambdaAuthorizer(ownAuthorizer(stack), { contextClaims: ['userId'] })).toThrow(/collides with a key the authorizer context already uses/);
   });
 });

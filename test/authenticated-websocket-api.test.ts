@@ -1,5 +1,7 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { App, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -123,16 +125,17 @@ describe('the quick start', () => {
     });
   });
 
-  test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and manage connections of this stage only', () => {
+  test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and post to and close connections of this stage only', () => {
     const statements = statementsOf(template, 'ChatMessageHandler');
     expect(actionsOf(statements)).toEqual([
       'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem',
       'execute-api:ManageConnections', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue',
     ]);
+    // It posts, and closes connections whose token expired: POST and DELETE, never GET.
     const manage = statements.find((s) => s.Action === 'execute-api:ManageConnections')!;
-    expect(manage.Resource).toEqual({
-      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, '/dev/*/@connections/*']],
-    });
+    expect(manage.Resource).toEqual(['POST', 'DELETE'].map((method) => ({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':execute-api:eu-west-1:111111111111:', { Ref: apiId() }, `/dev/${method}/@connections/*`]],
+    })));
   });
 
   test('builds the callback URL from the API id, region and stage', () => {
@@ -158,7 +161,7 @@ describe('props', () => {
     const { template, api, stack } = quickStart({ stageName: 'prod' });
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { StageName: 'prod' });
     expect(JSON.stringify(stack.resolve(api.url))).toContain('/prod');
-    expect(JSON.stringify(statementsOf(template, 'ChatMessageHandler'))).toContain('/prod/*/@connections/*');
+    expect(JSON.stringify(statementsOf(template, 'ChatMessageHandler'))).toContain('/prod/POST/@connections/*');
   });
 
   test('routeSelectionExpression is passed to the API', () => {
@@ -175,6 +178,17 @@ describe('props', () => {
 
   test('apiName names the API', () => {
     quickStart({ apiName: 'chat' }).template.hasResourceProperties('AWS::ApiGatewayV2::Api', { Name: 'chat' });
+  });
+
+  test('without apiName, each API is named after its construct path, so two APIs never share a name', () => {
+    const stack = newStack();
+    const auth = WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S'));
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth });
+    new AuthenticatedWebSocketApi(stack, 'Orders', { auth });
+    const names = Object.values(Template.fromStack(stack).findResources('AWS::ApiGatewayV2::Api')).map((r: any) => r.Properties.Name).sort();
+    expect(names).toHaveLength(2);
+    expect(names[0]).toMatch(/^TestStackChat[0-9A-F]{8}$/);
+    expect(names[1]).toMatch(/^TestStackOrders[0-9A-F]{8}$/);
   });
 
   test('fanOut: FanOut.inline({ concurrency }) reaches the message handler', () => {
@@ -255,6 +269,42 @@ describe('operational knobs', () => {
     expect(kmsOf(readerPolicy.Properties.PolicyDocument.Statement)).toEqual([{ Action: ['kms:Decrypt', 'kms:DescribeKey'], Effect: 'Allow', Resource: keyArn }]);
   });
 
+  test('encryptionKey also encrypts the fan-out queues and every log group, and lets CloudWatch Logs use the key', () => {
+    const stack = newStack();
+    const key = new kms.Key(stack, 'RegistryKey');
+    new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')), encryptionKey: key, fanOut: FanOut.queue(),
+    });
+    const template = Template.fromStack(stack);
+    const keyArn = { 'Fn::GetAtt': [logicalId(template, 'AWS::KMS::Key', 'RegistryKey'), 'Arn'] };
+    const queues = Object.values(template.findResources('AWS::SQS::Queue')) as any[];
+    expect(queues).toHaveLength(2);
+    for (const queue of queues) {
+      expect(queue.Properties.KmsMasterKeyId).toEqual(keyArn);
+      expect(queue.Properties.SqsManagedSseEnabled).toBeUndefined();
+    }
+    const logGroups = Object.values(template.findResources('AWS::Logs::LogGroup')) as any[];
+    expect(logGroups).toHaveLength(7); // six functions and the access logs
+    for (const group of logGroups) expect(group.Properties.KmsKeyId).toEqual(keyArn);
+    const keyPolicy = (Object.values(template.findResources('AWS::KMS::Key'))[0] as any).Properties.KeyPolicy.Statement;
+    expect(keyPolicy).toContainEqual(expect.objectContaining({
+      Principal: { Service: 'logs.eu-west-1.amazonaws.com' },
+      Condition: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': expect.anything() } },
+    }));
+    // Senders encrypt what they enqueue; the worker decrypts what it receives.
+    for (const prefix of ['ChatMessageHandler', 'ChatPublisher', 'ChatFanOutWorker']) {
+      expect(actionsOf(statementsOf(template, prefix).filter((s) => JSON.stringify(s.Resource) === JSON.stringify(keyArn))))
+        .toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:GenerateDataKey']));
+    }
+  });
+
+  test('an imported encryptionKey comes with a warning that its policy must let CloudWatch Logs use it', () => {
+    const stack = newStack();
+    const key = kms.Key.fromKeyArn(stack, 'Imported', 'arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555');
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')), encryptionKey: key });
+    Annotations.fromStack(stack).hasWarning('/TestStack/Chat', Match.stringLikeRegexp('encryptionKey was imported.*logs\\.eu-west-1\\.amazonaws\\.com'));
+  });
+
   test('architecture applies to every bundled function', () => {
     const { template } = quickStart({ architecture: lambda.Architecture.X86_64 });
     for (const fn of Object.values(template.findResources('AWS::Lambda::Function')) as any[]) expect(fn.Properties.Architectures).toEqual(['x86_64']);
@@ -278,6 +328,37 @@ describe('operational knobs', () => {
     expect(fn('ChatPublisher').MemorySize).toBe(512);
   });
 
+  test('handlers set a function\'s timeout, extra environment and VPC, as NodejsFunction users expect', () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { maxAzs: 2, natGateways: 1 });
+    const sg = new ec2.SecurityGroup(stack, 'PublisherSg', { vpc });
+    new AuthenticatedWebSocketApi(stack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')),
+      fanOut: FanOut.queue(),
+      handlers: {
+        publisher: {
+          timeout: Duration.seconds(90),
+          environment: { NODE_OPTIONS: '--enable-source-maps' },
+          vpc,
+          vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          securityGroups: [sg],
+        },
+        fanOutWorker: { timeout: Duration.minutes(5) },
+      },
+    });
+    const template = Template.fromStack(stack);
+    const fn = (prefix: string) => template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', prefix)].Properties;
+    expect(fn('ChatPublisher').Timeout).toBe(90);
+    expect(fn('ChatPublisher').Environment.Variables).toMatchObject({ NODE_OPTIONS: '--enable-source-maps', CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') } });
+    expect(fn('ChatPublisher').VpcConfig.SecurityGroupIds).toEqual([{ 'Fn::GetAtt': [logicalId(template, 'AWS::EC2::SecurityGroup', 'PublisherSg'), 'GroupId'] }]);
+    expect(fn('ChatPublisher').VpcConfig.SubnetIds).toHaveLength(2);
+    expect(fn('ChatMessageHandler').Timeout).toBe(30);
+    expect(fn('ChatMessageHandler').VpcConfig).toBeUndefined();
+    expect(fn('ChatFanOutWorker').Timeout).toBe(300);
+    // The queue keeps a task invisible for six times the worker's timeout.
+    template.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 1800 });
+  });
+
   test('routeThrottle sets route settings over the stage throttle, once the routes exist', () => {
     const stack = newStack();
     const orders = new lambda.Function(stack, 'Orders', {
@@ -286,7 +367,7 @@ describe('operational knobs', () => {
     new AuthenticatedWebSocketApi(stack, 'Chat', {
       auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'S')),
       throttle: { rateLimit: 500, burstLimit: 1000 },
-      routes: { orders: RouteTarget.lambda(orders) },
+      routes: { orders: RouteTarget.function(orders) },
       routeThrottle: { $connect: { rateLimit: 50, burstLimit: 100 }, orders: { rateLimit: 5 } },
     });
     const template = Template.fromStack(stack);
@@ -310,6 +391,9 @@ describe('invalid operational options throw with what to change', () => {
     ['a SNAPSHOT removal policy', { removalPolicy: RemovalPolicy.SNAPSHOT }, /removalPolicy SNAPSHOT is not supported by DynamoDB tables; use RemovalPolicy\.DESTROY/],
     ['100 MB of memory', { handlers: { message: { memorySize: 100 } } }, /handlers\.message\.memorySize is 100; use a whole number of MB from 128 to 10240/],
     ['a reserved concurrency of 0', { handlers: { authorizer: { reservedConcurrency: 0 } } }, /handlers\.authorizer\.reservedConcurrency is 0; use a whole number of 1 or more \(0 would stop the function\)/],
+    ['a timeout past 15 minutes', { handlers: { publisher: { timeout: Duration.minutes(20) } } }, /handlers\.publisher\.timeout is 1200 seconds; Lambda allows 1 second to 15 minutes/],
+    ['an environment variable the construct sets', { handlers: { message: { environment: { CALLBACK_URL: 'x' } } } }, /handlers\.message\.environment sets CALLBACK_URL, which the construct sets itself/],
+    ['an environment variable Lambda reserves', { handlers: { message: { environment: { AWS_REGION: 'x' } } } }, /handlers\.message\.environment sets AWS_REGION, which Lambda reserves/],
     ['fan-out worker options with inline fan-out', { handlers: { fanOutWorker: { memorySize: 1024 } } }, /handlers\.fanOutWorker applies to queued fan-out only; use fanOut: FanOut\.queue\(\)/],
     ['fewer reserved workers than segments', { fanOut: FanOut.queue({ segments: 8 }), handlers: { fanOutWorker: { reservedConcurrency: 4 } } }, /handlers\.fanOutWorker\.reservedConcurrency is 4, below the 8 workers the queue runs at once.*reserve at least 8/],
   ])('%s', (_name, props, message) => {
@@ -328,8 +412,16 @@ describe('routes', () => {
     runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
   });
 
-  test('a Lambda target gets a route, the registry and callback URL in its environment, and the grants to use them', () => {
-    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack)) }));
+  /** The resource ARNs of the ManageConnections statements, with the API's logical id as <Api>. */
+  const connectionsResources = (template: Template, statements: Array<Record<string, any>>): string[] => {
+    const apiId = logicalId(template, 'AWS::ApiGatewayV2::Api', 'ChatApi');
+    return statements.filter((s) => s.Action === 'execute-api:ManageConnections')
+      .flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]))
+      .map((r) => JSON.stringify(r).replace(new RegExp(apiId, 'g'), '<Api>'));
+  };
+
+  test('a function target gets a route, the callback URL and a post-only grant by default: no registry, no closing', () => {
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.function(userFunction(stack)) }));
     const route = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).find((r: any) => r.Properties.RouteKey === 'orders') as any;
     expect(route).toBeDefined();
     expect(route.Properties.RouteResponseSelectionExpression).toBeUndefined();
@@ -337,22 +429,98 @@ describe('routes', () => {
       IntegrationType: 'AWS_PROXY',
       IntegrationUri: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith([{ 'Fn::GetAtt': [logicalId(template, 'AWS::Lambda::Function', 'Orders'), 'Arn'] }])]) }),
     });
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.handler',
-      Environment: { Variables: { CONNECTIONS_TABLE_NAME: Match.anyValue(), CONNECTIONS_USER_INDEX_NAME: 'byUser', CALLBACK_URL: Match.anyValue() } },
-    });
+    const fn = template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', 'Orders')];
+    expect(Object.keys(fn.Properties.Environment.Variables)).toEqual(['CALLBACK_URL']);
     const statements = statementsOf(template, 'Orders');
-    expect(actionsOf(statements)).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    expect(actionsOf(statements)).toEqual(['execute-api:ManageConnections']);
+    const resources = connectionsResources(template, statements);
+    expect(resources).toHaveLength(1);
+    expect(resources[0]).toContain('<Api>');
+    expect(resources[0]).toContain('/dev/POST/@connections/*');
+  });
+
+  test('readConnections opts in to the registry; postToConnections: false drops the @connections grant', () => {
+    const { template } = withRoutes((stack) => ({
+      orders: RouteTarget.function(userFunction(stack), { readConnections: true, postToConnections: false }),
+    }));
+    const fn = template.findResources('AWS::Lambda::Function')[logicalId(template, 'AWS::Lambda::Function', 'Orders')];
+    expect(fn.Properties.Environment.Variables).toEqual({
+      CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') },
+      CONNECTIONS_USER_INDEX_NAME: 'byUser',
+    });
+    expect(actionsOf(statementsOf(template, 'Orders'))).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan']);
+  });
+
+  test('a function of another stack gets its route there: both stacks synthesize, the function\'s depends on the API\'s', () => {
+    const app = new App();
+    const apiStack = new Stack(app, 'ApiStack', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const routeStack = new Stack(app, 'RouteStack', { env: { account: '111111111111', region: 'eu-west-1' } });
+    const orders = new lambda.Function(routeStack, 'Orders', {
+      runtime: lambda.Runtime.NODEJS_24_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    new AuthenticatedWebSocketApi(apiStack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(apiStack, 'S')),
+      routes: { orders: RouteTarget.function(orders, { returnResponse: true }) },
+    });
+    const assembly = app.synth();
+    expect(routeStack.dependencies).toEqual([apiStack]);
+    expect(apiStack.dependencies).toEqual([]);
+    const routeTemplate = Template.fromJSON(assembly.getStackByName('RouteStack').template);
+    routeTemplate.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'orders', RouteResponseSelectionExpression: '$default' });
+    routeTemplate.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+    routeTemplate.resourceCountIs('AWS::Lambda::Permission', 1);
+    expect(actionsOf(statementsOf(routeTemplate, 'Orders'))).toEqual(['execute-api:ManageConnections']);
+    const apiTemplate = Template.fromJSON(assembly.getStackByName('ApiStack').template);
+    expect(Object.values(apiTemplate.findResources('AWS::ApiGatewayV2::Route')).map((r: any) => r.Properties.RouteKey).sort())
+      .toEqual(['$connect', '$default', '$disconnect']);
+  });
+
+  test('a throttled route whose function lives in another stack throws with what to change', () => {
+    const app = new App();
+    const apiStack = new Stack(app, 'ApiStack');
+    const routeStack = new Stack(app, 'RouteStack');
+    const orders = new lambda.Function(routeStack, 'Orders', {
+      runtime: lambda.Runtime.NODEJS_24_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    expect(() => new AuthenticatedWebSocketApi(apiStack, 'Chat', {
+      auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(apiStack, 'S')),
+      routes: { orders: RouteTarget.function(orders) },
+      routeThrottle: { orders: { rateLimit: 5 } },
+    })).toThrow(/routeThrottle names route 'orders', whose function lives in stack 'RouteStack'.*Drop routeThrottle\['orders'\]/);
+  });
+
+  test('any WebSocket integration can serve a route: SQS through WebSocketAwsIntegration, or a mock', () => {
+    const { template } = withRoutes((stack) => {
+      const role = new iam.Role(stack, 'SqsRole', { assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com') });
+      return {
+        enqueue: RouteTarget.integration(new integrations.WebSocketAwsIntegration('Enqueue', {
+          integrationUri: 'arn:aws:apigateway:eu-west-1:sqs:path/111111111111/orders',
+          integrationMethod: 'POST',
+          credentialsRole: role,
+          requestTemplates: { $default: 'Action=SendMessage&MessageBody=$input.body' },
+          templateSelectionExpression: '\\$default',
+        })),
+        echo: RouteTarget.integration(new integrations.WebSocketMockIntegration('Echo'), { returnResponse: true }),
+      };
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS',
+      IntegrationUri: 'arn:aws:apigateway:eu-west-1:sqs:path/111111111111/orders',
+      RequestTemplates: { $default: 'Action=SendMessage&MessageBody=$input.body' },
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'MOCK' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'echo', RouteResponseSelectionExpression: '$default' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'enqueue' });
   });
 
   test('returnResponse sends the function\'s answer back to the client', () => {
-    const { template } = withRoutes((stack) => ({ orders: RouteTarget.lambda(userFunction(stack), { returnResponse: true }) }));
+    const { template } = withRoutes((stack) => ({ orders: RouteTarget.function(userFunction(stack), { returnResponse: true }) }));
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: 'orders', RouteResponseSelectionExpression: '$default' });
     template.hasResourceProperties('AWS::ApiGatewayV2::RouteResponse', { RouteResponseKey: '$default' });
   });
 
   test('an imported function is wired with a warning that it gets no environment or grants', () => {
-    const { stack } = withRoutes((s) => ({ orders: RouteTarget.lambda(lambda.Function.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:eu-west-1:111111111111:function:orders')) }));
+    const { stack } = withRoutes((s) => ({ orders: RouteTarget.function(lambda.Function.fromFunctionArn(s, 'Imported', 'arn:aws:lambda:eu-west-1:111111111111:function:orders')) }));
     Annotations.fromStack(stack).hasWarning('/TestStack/Chat', Match.stringLikeRegexp("Route 'orders' targets a function this app did not define.*set them on the function"));
   });
 
@@ -405,8 +573,8 @@ describe('routes', () => {
 
   test('several routes live side by side', () => {
     const { template } = withRoutes((stack) => ({
-      orders: RouteTarget.lambda(userFunction(stack)),
-      stock: RouteTarget.lambda(userFunction(stack, 'Stock')),
+      orders: RouteTarget.function(userFunction(stack)),
+      stock: RouteTarget.function(userFunction(stack, 'Stock')),
       legacy: RouteTarget.http('http://backend.example'),
     }));
     template.resourceCountIs('AWS::ApiGatewayV2::Route', 6);

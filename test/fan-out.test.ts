@@ -82,6 +82,8 @@ describe('FanOut.queue()', () => {
       'execute-api:ManageConnections',
       'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:SendMessage',
     ]);
+    const manage = statementsOf(template, 'ChatFanOutWorker').filter((s) => s.Action === 'execute-api:ManageConnections');
+    expect(JSON.stringify(manage.map((s) => s.Resource))).toMatch(/^\[\{"Fn::Join":\["",\[.*"\/dev\/POST\/@connections\/\*"\]\]\}\]$/);
     const send = statementsOf(template, 'ChatFanOutWorker').filter((s) => [s.Action].flat().includes('sqs:SendMessage'));
     expect(send.flatMap((s) => [s.Resource].flat())).toEqual(expect.arrayContaining([{ 'Fn::GetAtt': [queue(), 'Arn'] }, { 'Fn::GetAtt': [dlq(), 'Arn'] }]));
   });
@@ -128,10 +130,13 @@ describe('grantSend', () => {
     });
   });
 
-  test('the publisher may read and delete rows and post to this stage', () => {
+  test('the publisher may read and delete rows and post to this stage, never close or read connections', () => {
     const { template } = quickStart();
-    expect(actionsOf(statementsOf(template, 'ChatPublisher'))).toEqual(
+    const statements = statementsOf(template, 'ChatPublisher');
+    expect(actionsOf(statements)).toEqual(
       ['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:Scan', 'execute-api:ManageConnections']);
+    const manage = statements.filter((s) => s.Action === 'execute-api:ManageConnections');
+    expect(JSON.stringify(manage.map((s) => s.Resource))).toMatch(/^\[\{"Fn::Join":\["",\[.*"\/dev\/POST\/@connections\/\*"\]\]\}\]$/);
   });
 });
 

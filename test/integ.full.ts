@@ -43,7 +43,7 @@ const chat = new AuthenticatedWebSocketApi(stack, 'Chat', {
     requiredClaims: { scope: 'chat:connect' },
   }),
   routes: {
-    orders: RouteTarget.lambda(ordersFn, { returnResponse: true }),
+    orders: RouteTarget.function(ordersFn, { returnResponse: true }),
     legacy: RouteTarget.http('https://backend.example/ws', { timeout: Duration.seconds(10) }),
     proxied: RouteTarget.http('https://backend.example/ws', { proxy: true, method: 'PUT' }),
   },

@@ -41,7 +41,7 @@ function acknowledgedRules(api: AuthenticatedWebSocketApi): Record<string, strin
 /** Logical ids in a finding (`<ChatApi1234ABCD>`, `<ChatPublisher1234.Arn>`) masked as `<Id>`. */
 const maskIds = (id: string): string => id.replace(/<[A-Za-z0-9]+?([.>])/g, '<Id$1');
 
-const IAM5_CONNECTIONS = (stage: string) => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:eu-west-1:111111111111:<Id>/${stage}/*/@connections/*]`;
+const IAM5_CONNECTIONS = (stage: string, method = '*') => `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:eu-west-1:111111111111:<Id>/${stage}/${method}/@connections/*]`;
 const XRAY = 'AwsSolutions-IAM5[Resource::*]';
 
 describe('the default form', () => {
@@ -58,9 +58,9 @@ describe('the default form', () => {
       'Api/$default-Route': ['AwsSolutions-APIG4'],
       'Api/$disconnect-Route': ['AwsSolutions-APIG4'],
       'Connections': ['AwsSolutions-DDB3'],
-      'ExpirySweeperRole/DefaultPolicy': [IAM5_CONNECTIONS('dev')],
-      'MessageHandlerRole/DefaultPolicy': [IAM5_CONNECTIONS('dev')],
-      'PublisherRole/DefaultPolicy': [IAM5_CONNECTIONS('dev')],
+      'ExpirySweeperRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'DELETE'), IAM5_CONNECTIONS('dev', 'POST')],
+      'MessageHandlerRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'DELETE'), IAM5_CONNECTIONS('dev', 'POST')],
+      'PublisherRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'POST')],
     });
   });
 
@@ -70,6 +70,16 @@ describe('the default form', () => {
     }
     expect(acknowledgements(api)['Api/$default-Route']['AwsSolutions-APIG4']).toMatch(/authorizes a WebSocket API on \$connect only/);
     expect(acknowledgements(api).Connections['AwsSolutions-DDB3']).toMatch(/at most 2 hours.*pointInTimeRecovery: true/);
+  });
+});
+
+describe('without access logs', () => {
+  const { stack, api, secret } = quickStart({ accessLogs: false });
+  Validations.of(secret).acknowledge({ id: 'AwsSolutions-SMG4', reason: 'A test secret; the app that owns the secret decides its rotation.' });
+
+  test('AwsSolutions reports no error: the stage acknowledges APIG1 with the reason', () => {
+    expect(findings(stack)).toEqual([]);
+    expect(acknowledgements(api).Stage['AwsSolutions-APIG1']).toMatch(/turned off on purpose \(accessLogs: false\)/);
   });
 });
 
@@ -102,16 +112,16 @@ describe('the fully configured form', () => {
       // X-Ray (tracing: true) has no resource-level permissions; @connections ids are known only at run time.
       'AuthorizerRole/DefaultPolicy': [XRAY],
       'ConnectionHandlerRole/DefaultPolicy': [XRAY],
-      'ExpirySweeperRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod')],
-      'FanOutWorkerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod')],
-      'MessageHandlerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod')],
-      'PublisherRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod')],
+      'ExpirySweeperRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'DELETE'), IAM5_CONNECTIONS('prod', 'POST')],
+      'FanOutWorkerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'POST')],
+      'MessageHandlerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'DELETE'), IAM5_CONNECTIONS('prod', 'POST')],
+      'PublisherRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'POST')],
     });
   });
 
   test('grants to the app\'s principals acknowledge only the wildcard the grant itself needs', () => {
     const onOrders = Object.keys(metadataOf(extras.orders.role!.node.findChild('DefaultPolicy')));
-    expect(onOrders.map(maskIds)).toEqual([IAM5_CONNECTIONS('prod')]);
+    expect(onOrders.map(maskIds)).toEqual([IAM5_CONNECTIONS('prod', 'POST')]);
     const onBackend = Object.keys(metadataOf(extras.backend.role!.node.findChild('DefaultPolicy')));
     expect(onBackend.map(maskIds)).toEqual(['AwsSolutions-IAM5[Resource::<Id.Arn>:*]']);
   });

@@ -1,7 +1,7 @@
 import { CfnOutput, Stack, StackProps } from 'aws-cdk-lib';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { AuthenticatedWebSocketApi, TokenLocation, WebSocketAuth } from 'cdk-authenticated-websocket-api';
 import { Construct } from 'constructs';
-import { AuthenticatedWebSocketApi, TokenLocation, WebSocketAuth } from '../../src';
 
 /** A chat service: clients connect with a token signed by a shared secret and talk to everyone. */
 export class ChatStack extends Stack {

@@ -2,6 +2,7 @@ import type { Context } from 'aws-lambda';
 import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
 import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
+import { Env } from '../runtime/environment';
 import { eventFields, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
 import { addDeliveryMetrics } from '../runtime/metrics';
@@ -53,6 +54,10 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
         await delivery.toConnection(connectionId, pongFrame(), deadline);
         break;
       case 'reauth':
+        if (!process.env[Env.AUTH_SECRET_ARN] && !process.env[Env.AUTH_JWKS_URL]) {
+          // WebSocketAuth.lambdaAuthorizer: the API's own function checks tokens, on $connect only.
+          throw new MessageRejectedError('BadRequest', 'reauth is not available on this API: its tokens are checked when connecting only; reconnect with a fresh token.');
+        }
         verifier ??= TokenVerifier.fromEnvironment(process.env);
         await delivery.toConnection(connectionId,
           await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token), deadline);

@@ -101,6 +101,7 @@ export class LambdaRunner {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${fn.functionName}`,
         AWS_EXECUTION_ENV: `AWS_Lambda_${fn.runtime}`,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', // the gateway already notes the Node.js it runs functions on
         LAMBDA_TASK_ROOT: codeDirectory,
         _HANDLER: fn.handler,
       },

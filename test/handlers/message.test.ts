@@ -283,6 +283,16 @@ test('ping is answered with pong, to the sender only', async () => {
   expect(server.received(b)).toEqual([]);
 });
 
+test('reauth on an API whose own authorizer checks tokens (WebSocketAuth.lambdaAuthorizer: no AUTH_* settings) gets BadRequest; the connection stays', async () => {
+  delete process.env[Env.AUTH_SECRET_ARN];
+  delete process.env[Env.AUTH_JWKS_URL];
+  const chat = await Chat.start();
+  const a = await chat.connect('user-a');
+  await chat.frame(a, '{"action":"reauth","token":"e30.e30.sig"}');
+  expect(received(a)).toEqual([{ error: { code: 'BadRequest', message: expect.stringMatching(/^reauth is not available on this API.*reconnect with a fresh token/) } }]);
+  expect(await chat.hasRow(a)).toBe(true);
+});
+
 describe('error frames reach the sender only', () => {
   const longSender = 'user-with-a-rather-long-identifier-0123456789';
   const overhead = '{"action":"broadcast","message":""}'.length;

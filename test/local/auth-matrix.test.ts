@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { AuthenticatedWebSocketApi, TokenLocation, WebSocketAuth } from '../../src';
@@ -57,8 +58,9 @@ function synthesizeMatrixApp(): string {
   const client = cognito.UserPoolClient.fromUserPoolClientId(stack, 'WebClient', MATRIX_CLIENT_ID);
   const cognitoAuth = WebSocketAuth.cognito(pool, { userPoolClients: [client] });
   const cognitoApi = new AuthenticatedWebSocketApi(stack, 'cognito', { apiName: 'cognito', auth: cognitoAuth });
-  cognitoApi.authorizerFunction.addEnvironment(Env.AUTH_ISSUER, fixture.jwks.issuer);
-  cognitoApi.authorizerFunction.addEnvironment(Env.AUTH_JWKS_URL, fixture.jwks.jwksUrl);
+  const cognitoAuthorizer = cognitoApi.authorizerFunction as lambda.Function; // the bundled one: auth is not lambdaAuthorizer
+  cognitoAuthorizer.addEnvironment(Env.AUTH_ISSUER, fixture.jwks.issuer);
+  cognitoAuthorizer.addEnvironment(Env.AUTH_JWKS_URL, fixture.jwks.jwksUrl);
   app.synth();
   return outdir;
 }

@@ -51,6 +51,14 @@ test('two users connect with tokens from `authws token`; a broadcast reaches bot
   expect(await bob.nextJson()).toEqual({ message: 'Hello everyone', sender: 'alice' });
 });
 
+test('the functions run quietly on this Node.js: the gateway notes the version once, the AWS SDK in each worker adds no warning', async () => {
+  const alice = await connectAs('alice');
+  alice.send({ action: 'broadcast', message: 'quiet' });
+  expect(await alice.nextJson()).toEqual({ message: 'quiet', sender: 'alice' });
+  expect(gateway.output).toMatch(/^\S+ note: the functions target nodejs24\.x; they run here on Node\.js/m);
+  expect(gateway.output).not.toMatch(/NodeVersionSupportWarning|will require node >=/);
+});
+
 test('a message sent to a user reaches each of that user\'s connections, and no one else', async () => {
   const alice = await connectAs('alice');
   const bobPhone = await connectAs('bob');

@@ -60,7 +60,7 @@ export function fullyConfigured(): {
     routeThrottle: { $connect: { rateLimit: 20, burstLimit: 40 }, orders: { rateLimit: 10, burstLimit: 20 } },
     fanOut: FanOut.queue({ segments: 8, concurrency: 50, maxSendRate: 4_000 }),
     routes: {
-      orders: RouteTarget.lambda(orders, { returnResponse: true }),
+      orders: RouteTarget.function(orders, { returnResponse: true }),
       legacy: RouteTarget.http('https://backend.example/ws'),
       proxied: RouteTarget.http('https://backend.example/proxy', { proxy: true }),
     },
