@@ -1,3 +1,4 @@
+import { channelServiceFromEnvironment } from '../runtime/channels';
 import { Environment, listSetting, optionalSetting, positiveIntegerSetting } from '../runtime/configuration';
 import { connectionRow, ConnectionStore } from '../runtime/connection-store';
 import { Defaults, Env } from '../runtime/environment';
@@ -18,7 +19,8 @@ export type ConnectionEvent = WebSocketEvent & { readonly headers?: Readonly<Rec
 let store: ConnectionStore | undefined;
 
 /**
- * `$connect` records the connection in the registry; `$disconnect` removes it. Both are idempotent,
+ * `$connect` records the connection in the registry; `$disconnect` removes it and its channel
+ * subscriptions. Both are idempotent,
  * and a failure is answered with a status code rather than a throw.
  */
 export const handler = async (event: ConnectionEvent, context?: InvocationContext): Promise<ConnectionResult> =>
@@ -33,6 +35,8 @@ async function handle(event: ConnectionEvent): Promise<ConnectionResult> {
         return await connect(store, event, process.env);
       case 'DISCONNECT':
         await store.remove(requestContext.connectionId);
+        // Its subscriptions go too; presence channels hear that the user left (when it was the last tab).
+        await channelServiceFromEnvironment(requestContext, process.env)?.disconnect(requestContext.connectionId);
         logEvent('info', 'disconnected', { disconnectStatusCode: requestContext.disconnectStatusCode });
         return { statusCode: 200 };
       default:

@@ -1,9 +1,9 @@
 import { coveringWildcard, parseChannelName } from '../../src/runtime/channel-names';
-import { ChannelRuleConfig, evaluate, matchRule, patternProblem } from '../../src/runtime/channel-policy';
+import { ChannelRuleConfig, ChannelUser, evaluate, matchRule, patternProblem } from '../../src/runtime/channel-policy';
 
 const open = { kind: 'authenticated' } as const;
 const rule = (pattern: string, extra: Partial<ChannelRuleConfig> = {}): ChannelRuleConfig => ({ pattern, subscribe: open, publish: open, ...extra });
-const alice = { userId: 'alice', claims: { tenant: 'acme', role: 'admin' } };
+const alice: ChannelUser = { userId: 'alice', claims: { tenant: 'acme', role: 'admin' } };
 
 function nameProblem(value: unknown, wildcard = false): string | undefined {
   try {
