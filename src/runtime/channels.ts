@@ -6,11 +6,11 @@ import {
   AccessPolicy, ChannelRuleConfig, ChannelsConfig, ChannelUser, evaluate, matchRule, MatchedRule, parseChannelsConfig,
 } from './channel-policy';
 import { ChannelStore, PresenceChange } from './channel-store';
+import { Environment, optionalSetting, positiveIntegerSetting, requiredSetting } from './configuration';
+import { ApiLocation, callbackUrl } from './connections-api';
 import {
   channelMessageFrame, MessageRejectedError, presenceEventFrame, presenceFrame, publishedFrame, replayFrame, subscribedFrame, unsubscribedFrame,
 } from './envelope';
-import { Environment, optionalSetting, positiveIntegerSetting, requiredSetting } from './configuration';
-import { ApiLocation, callbackUrl } from './connections-api';
 import { ChannelsTable, Env, Registry } from './environment';
 import { FanOut, FanOutResult, fanOutSettings } from './fan-out';
 import { lifecycleSinkFromEnvironment } from './lifecycle-events';
@@ -158,7 +158,9 @@ export class ChannelService {
    * Publishes to a channel without a policy check (a backend with a grant). The channel must match a
    * rule: its rule says whether history is kept and which wildcard subscribers receive it.
    */
-  async publishFromBackend(channel: ChannelName, message: unknown, sender: string | undefined, deadline?: number): Promise<{ id: number; result: FanOutResult }> {
+  async publishFromBackend(
+    channel: ChannelName, message: unknown, sender: string | undefined, deadline?: number,
+  ): Promise<{ id: number; result: FanOutResult }> {
     const matched = this.ruleOfChannel(channel);
     if (!matched) throw new MessageRejectedError('BadRequest', `No channel rule matches "${channel.name}".`);
     return this.publish(channel, matched, message, sender, deadline);
@@ -215,7 +217,8 @@ export class ChannelService {
 
   private async announce(change: PresenceChange, deadline?: number): Promise<void> {
     const frame = presenceEventFrame(change.channel, change.event, change.userId);
-    const recipients = merge(Array.from({ length: this.store.shards }, (_, shard) => this.store.subscribers(change.channel, shard)[Symbol.asyncIterator]()));
+    const recipients = merge(Array.from({ length: this.store.shards },
+      (_, shard) => this.store.subscribers(change.channel, shard)[Symbol.asyncIterator]()));
     await this.fanOut.send(recipients, frame, { deadline });
     await this.lifecycle?.presence(change).catch((err: unknown) => logEvent('warn', 'lifecycle_event_failed', { error: String(err) }));
   }
