@@ -15,6 +15,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, IConstruct } from 'constructs';
 import { WebSocketAuth } from './auth';
+import { ActionPolicies, ChannelRule, Channels } from './channels';
 import { createCustomDomain, customDomainUrl, validateDomainOptions, WebSocketDomainOptions } from './custom-domain';
 import { FanOut } from './fan-out';
 import { AuthorizerFunction } from './handlers/authorizer-function';
@@ -225,6 +226,28 @@ export interface AuthenticatedWebSocketApiProps {
    * @default - each function's default size, no reserved concurrency
    */
   readonly handlers?: BundledHandlersOptions;
+
+  /**
+   * Channels clients subscribe and publish to, with who may do what, presence and history, e.g.
+   * `[ChannelRule.pattern('rooms/*', { presence: true, historySize: 50 }), ChannelRule.pattern('users/${userId}', { publish: Access.none() })]`.
+   * The first rule matching a channel decides; a channel no rule matches is refused.
+   * @default - no channels: subscribe and publish are refused
+   */
+  readonly channels?: ChannelRule[];
+
+  /**
+   * Who may use the built-in `broadcast` and `send`, e.g. `{ broadcast: Access.claim('role', 'admin') }`.
+   * @default - both open to every connected user
+   */
+  readonly actions?: ActionPolicies;
+
+  /**
+   * Most client `broadcast` and `publish` requests one user may make per 10 seconds, across all of
+   * its connections (a DynamoDB counter per user and window); over it the client gets a `RateLimited`
+   * error frame. 0 turns the limit off.
+   * @default 100
+   */
+  readonly clientFanOutRateLimit?: number;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
@@ -341,6 +364,9 @@ export class AuthenticatedWebSocketApi extends Construct {
    * @default - none (no `domain`)
    */
   public readonly customDomainUrl?: string;
+
+  /** The channels: their table (subscriptions, presence, history) and settings. */
+  public readonly channels: Channels;
 
   /** The alarms `alarms` created (empty without it). */
   public readonly alarms: cloudwatch.Alarm[];
@@ -577,7 +603,21 @@ export class AuthenticatedWebSocketApi extends Construct {
       this.stage.node.addDependency(account);
     }
 
-    const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
+    this.channels = new Channels(this, 'Channels', {
+      rules: props.channels,
+      actions: props.actions,
+      clientFanOutRateLimit: props.clientFanOutRateLimit,
+      encryptionKey: props.encryptionKey,
+      pointInTimeRecovery: props.pointInTimeRecovery,
+      removalPolicy: props.removalPolicy,
+    });
+    this.channels._bindHandlers({
+      message: this.messageFunction, publisher: this.publisherFunction, connection: this.connectionFunction, registry: this.table,
+    });
+
+    // The connection handler posts too: presence channels hear when a user's last connection leaves.
+    const callers = [this.messageFunction, this.publisherFunction, this.expirySweeperFunction, this.connectionFunction,
+      ...(this.fanOutWorker ? [this.fanOutWorker] : [])];
     for (const sender of callers) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
       this.grantManageConnections(sender);
