@@ -311,7 +311,9 @@ export class Channels extends Construct {
    * the message handler and publisher serve channels; the connection handler cleans up on `$disconnect`.
    * @internal
    */
-  public _bindHandlers(handlers: { message: lambda.Function; publisher: lambda.Function; connection: lambda.Function; registry: dynamodb.ITable }): void {
+  public _bindHandlers(handlers: {
+    message: lambda.Function; publisher: lambda.Function; connection: lambda.Function; registry: dynamodb.ITable;
+  }): void {
     const environment: Record<string, string> = {
       [Env.CHANNELS_TABLE_NAME]: this.table.tableName,
       [Env.CHANNELS_CONFIG]: this.config,
@@ -332,6 +334,7 @@ export class Channels extends Construct {
     const resourceArns = [this.table.tableArn];
     if (actions.includes('dynamodb:Query')) resourceArns.push(`${this.table.tableArn}/index/${ChannelsTable.CONNECTION_INDEX}`);
     iam.Grant.addToPrincipal({ grantee, actions, resourceArns });
-    this.props.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo');
+    this.props.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey',
+      'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo');
   }
 }
