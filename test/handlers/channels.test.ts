@@ -10,6 +10,7 @@ import { useLocalDynamo } from '../support/dynalite';
 import { authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
 type Handler = (event: WebSocketEvent) => Promise<{ statusCode: number }>;
+type Publisher = (event: unknown) => Promise<Record<string, any>>;
 
 const dynamo = useLocalDynamo();
 let server: ConnectionsServer;
@@ -58,17 +59,22 @@ class Api {
     });
     let message: Handler | undefined;
     let connection: Handler | undefined;
+    let publisher: Publisher | undefined;
     jest.isolateModules(() => {
       message = jest.requireActual('../../src/handlers/message.lambda').handler;
       connection = jest.requireActual('../../src/handlers/connection.lambda').handler;
+      publisher = jest.requireActual('../../src/handlers/publisher.lambda').handler;
     });
-    return new Api(registry, channels, message!, connection!);
+    return new Api(registry, channels, message!, connection!, publisher!);
   }
 
   private readonly store: ConnectionStore;
   private readonly users = new Map<string, { userId: string; claims: Record<string, string> }>();
 
-  private constructor(readonly registry: string, readonly channels: string, private readonly message: Handler, private readonly connection: Handler) {
+  private constructor(
+    readonly registry: string, readonly channels: string,
+    private readonly message: Handler, private readonly connection: Handler, readonly publish: Publisher,
+  ) {
     this.store = new ConnectionStore({ client: dynamo.client, tableName: registry });
   }
 
@@ -412,5 +418,45 @@ describe('requestId', () => {
       { error: { code: 'UnknownAction', message: expect.any(String) }, requestId: 'd1' },
     ]);
     expect(seen[3]).toEqual({ error: { code: 'BadRequest', message: expect.stringMatching(/requestId/) } });
+  });
+});
+
+describe('backends (the publisher)', () => {
+  test('publishes to a channel: subscribers and wildcard subscribers receive it with the next id, kept for replay', async () => {
+    const api = await Api.start();
+    const alice = await api.connect('alice');
+    const watcher = await api.connect('watcher');
+    await api.frame(alice, { action: 'subscribe', channel: 'rooms/a' });
+    await api.frame(watcher, { action: 'subscribe', channel: 'rooms/*' });
+    await api.frame(alice, { action: 'publish', channel: 'rooms/a', message: 'first' });
+    take(alice);
+    take(watcher);
+
+    expect(await api.publish({ to: { channel: 'rooms/a' }, message: { order: 42 } }))
+      .toEqual({ delivered: 2, gone: 0, failed: 0, retried: 0, throttled: 0, id: 2 });
+    expect(take(alice)).toEqual([{ channel: 'rooms/a', message: { order: 42 }, id: 2 }]);
+    expect(take(watcher)).toEqual([{ channel: 'rooms/a', message: { order: 42 }, id: 2 }]);
+    expect((await api.publish({ to: { channel: 'users/alice' }, message: 'private', sender: 'billing' })).id).toBe(1);
+
+    const late = await api.connect('late');
+    await api.frame(late, { action: 'subscribe', channel: 'rooms/a', since: 0 });
+    expect(answers(late).map((f) => f.id)).toEqual([undefined, 1, 2]);
+  });
+
+  test('the members of a presence channel, a page at a time', async () => {
+    const api = await Api.start();
+    for (const user of ['alice', 'bob']) await api.frame(await api.connect(user), { action: 'subscribe', channel: 'rooms/a' });
+    const page = await api.publish({ presence: { channel: 'rooms/a' } });
+    expect({ ...page, members: [...page.members].sort() }).toEqual({ members: ['alice', 'bob'], cursor: null });
+  });
+
+  test.each([
+    ['a channel no rule matches', { to: { channel: 'secret/x' }, message: 1 }, /No channel rule matches/],
+    ['a wildcard channel', { to: { channel: 'rooms/*' }, message: 1 }, /subscriptions only/],
+    ['a dot-dot channel', { to: { channel: 'rooms/..' }, message: 1 }, /"\.\."/],
+    ['a presence query without channel', { presence: {} }, /non-empty string/],
+  ])('refuses %s with BadRequest', async (_case, request, message) => {
+    const api = await Api.start();
+    expect(await api.publish(request)).toEqual({ error: { code: 'BadRequest', message: expect.stringMatching(message) } });
   });
 });
