@@ -7,6 +7,7 @@ import { channelsTableInput } from '../support/channels-table';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { useLocalDynamo } from '../support/dynalite';
+import { LambdaServer } from '../support/lambda-server';
 import { authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
 type Handler = (event: WebSocketEvent) => Promise<{ statusCode: number }>;
@@ -458,5 +459,76 @@ describe('backends (the publisher)', () => {
   ])('refuses %s with BadRequest', async (_case, request, message) => {
     const api = await Api.start();
     expect(await api.publish(request)).toEqual({ error: { code: 'BadRequest', message: expect.stringMatching(message) } });
+  });
+});
+
+describe('a rule\'s authorizer function (onSubscribe/onPublish)', () => {
+  let lambda: LambdaServer;
+  const asked: unknown[] = [];
+  let failing = false;
+
+  beforeAll(async () => {
+    lambda = await LambdaServer.start({
+      'orders-auth': async (event) => {
+        asked.push(event);
+        if (failing) throw new Error('down');
+        const request = event as { action: string; channel: string; userId: string; claims: Record<string, string> };
+        // Users read their own orders; only the "shop" role publishes.
+        if (request.action === 'subscribe') return { allow: request.channel === `orders/${request.userId}` };
+        return { allow: request.claims.role === 'shop' };
+      },
+    });
+    process.env.AWS_ENDPOINT_URL_LAMBDA = lambda.endpoint;
+  });
+
+  afterAll(async () => {
+    delete process.env.AWS_ENDPOINT_URL_LAMBDA;
+    await lambda.stop();
+  });
+
+  beforeEach(() => {
+    asked.length = 0;
+    failing = false;
+  });
+
+  const withHook = (cacheSeconds: number) => ({ rules: [rule('orders/*', { subscribe: { kind: 'function' }, publish: { kind: 'function' }, authorizer: 'orders-auth', authorizerCacheSeconds: cacheSeconds })] });
+
+  test('is asked with the action, channel, user and registry claims, and its answer decides', async () => {
+    const api = await Api.start(withHook(0));
+    const alice = await api.connect('alice', { role: 'customer' });
+    const shop = await api.connect('shop-1', { role: 'shop' });
+    await api.frame(alice, { action: 'subscribe', channel: 'orders/alice' });
+    await api.frame(alice, { action: 'subscribe', channel: 'orders/bob', requestId: 'b' });
+    expect(take(alice)).toEqual([
+      { action: 'subscribed', channel: 'orders/alice' },
+      { error: { code: 'Forbidden', message: expect.any(String) }, action: 'subscribe', channel: 'orders/bob', requestId: 'b' },
+    ]);
+    expect(asked[0]).toEqual({ action: 'subscribe', channel: 'orders/alice', userId: 'alice', claims: { role: 'customer' } });
+
+    await api.frame(alice, { action: 'publish', channel: 'orders/alice', message: 'fake shipped' });
+    expect(take(alice)[0].error.code).toBe('Forbidden');
+    await api.frame(shop, { action: 'publish', channel: 'orders/alice', message: 'shipped' });
+    expect(frames(alice)).toEqual([{ channel: 'orders/alice', message: 'shipped', sender: 'shop-1', id: 1 }]);
+  });
+
+  test('a failing authorizer refuses', async () => {
+    const api = await Api.start(withHook(0));
+    const alice = await api.connect('alice');
+    failing = true;
+    await api.frame(alice, { action: 'subscribe', channel: 'orders/alice' });
+    expect(take(alice)[0].error.code).toBe('Forbidden');
+  });
+
+  test('decisions are kept by the container for the cache time, and asked every time without it', async () => {
+    const cached = await Api.start(withHook(60));
+    const alice = await cached.connect('alice');
+    for (let i = 0; i < 3; i++) await cached.frame(alice, { action: 'subscribe', channel: 'orders/alice' });
+    expect(asked).toHaveLength(1);
+
+    asked.length = 0;
+    const uncached = await Api.start(withHook(0));
+    const bob = await uncached.connect('bob');
+    for (let i = 0; i < 3; i++) await uncached.frame(bob, { action: 'subscribe', channel: 'orders/bob' });
+    expect(asked).toHaveLength(3);
   });
 });
