@@ -117,23 +117,15 @@ export class ChannelStore {
       throw err;
     }
     if (!subscription.presence) return undefined;
+    // Every connection's ttl is its connect time plus the same lifetime, so the newest subscriber's is the latest.
     const answer = await this.client.send(new UpdateItemCommand({
       TableName: this.tableName,
       Key: presenceKey(subscription.channel, subscription.userId),
-      UpdateExpression: 'ADD #n :one SET #ttl = if_not_exists(#ttl, :ttl)',
+      UpdateExpression: 'ADD #n :one SET #ttl = :ttl',
       ExpressionAttributeNames: { '#n': 'n', '#ttl': 'ttl' },
       ExpressionAttributeValues: { ':one': { N: '1' }, ':ttl': { N: String(subscription.ttl) } },
       ReturnValues: 'UPDATED_NEW',
     }));
-    // A later connection's longer ttl keeps the member alive: move the ttl forward, never back.
-    await this.client.send(new UpdateItemCommand({
-      TableName: this.tableName,
-      Key: presenceKey(subscription.channel, subscription.userId),
-      UpdateExpression: 'SET #ttl = :ttl',
-      ConditionExpression: '#ttl < :ttl',
-      ExpressionAttributeNames: { '#ttl': 'ttl' },
-      ExpressionAttributeValues: { ':ttl': { N: String(subscription.ttl) } },
-    })).catch((err: unknown) => { if (!(err instanceof ConditionalCheckFailedException)) throw err; });
     return Number(answer.Attributes?.n?.N) === 1 ? { channel: subscription.channel, userId: subscription.userId, event: 'joined' } : undefined;
   }
 

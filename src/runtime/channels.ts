@@ -198,19 +198,22 @@ export class ChannelService {
     const frame = channelMessageFrame(channel.name, message, sender, id);
     const history = matched.rule.history;
     if (history) await this.store.remember(channel.name, { id, frame }, history.size, history.maxAgeSeconds);
-    const result = await this.fanOut.send(this.recipients(channel, matched.index), frame, { deadline });
+    const result = await this.fanOut.send(this.recipients(channel, matched), frame, { deadline });
     if (!result.complete) logEvent('error', 'fan_out_incomplete', { channel: channel.name, delivered: result.delivered });
     logEvent('info', 'channel_published', { channel: channel.name, id, delivered: result.delivered, gone: result.gone, failed: result.failed });
     return { id, result };
   }
 
-  /** The channel's subscribers, and the wildcard subscribers allowed by the same rule: every shard, read in parallel. */
-  private recipients(channel: ChannelName, rule: number): AsyncIterable<string> {
+  /**
+   * The channel's subscribers, and the wildcard subscribers allowed by the same rule (read only when
+   * the rule allows wildcard subscriptions): every shard, read in parallel.
+   */
+  private recipients(channel: ChannelName, matched: MatchedRule): AsyncIterable<string> {
     const sources: AsyncIterator<string[]>[] = [];
-    const wildcard = coveringWildcard(channel);
+    const wildcard = matched.rule.wildcardSubscriptions ? coveringWildcard(channel) : undefined;
     for (let shard = 0; shard < this.store.shards; shard++) {
       sources.push(this.store.subscribers(channel.name, shard)[Symbol.asyncIterator]());
-      if (wildcard) sources.push(this.store.subscribers(wildcard, shard, rule)[Symbol.asyncIterator]());
+      if (wildcard) sources.push(this.store.subscribers(wildcard, shard, matched.index)[Symbol.asyncIterator]());
     }
     return merge(sources);
   }
