@@ -248,6 +248,20 @@ export interface AuthenticatedWebSocketApiProps {
    * @default 100
    */
   readonly clientFanOutRateLimit?: number;
+
+  /**
+   * Put `Connected`, `Disconnected`, `Joined` and `Left` events (source `authenticated-websocket-api`)
+   * on the account's default EventBridge bus (or `lifecycleEventBus`), so other services react
+   * without polling.
+   * @default false
+   */
+  readonly lifecycleEvents?: boolean;
+
+  /**
+   * The EventBridge bus lifecycle events go to; setting it turns `lifecycleEvents` on.
+   * @default - the account's default bus, when `lifecycleEvents` is true
+   */
+  readonly lifecycleEventBus?: events.IEventBus;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
@@ -607,6 +621,8 @@ export class AuthenticatedWebSocketApi extends Construct {
       rules: props.channels,
       actions: props.actions,
       clientFanOutRateLimit: props.clientFanOutRateLimit,
+      lifecycleEvents: props.lifecycleEvents,
+      lifecycleEventBus: props.lifecycleEventBus,
       encryptionKey: props.encryptionKey,
       pointInTimeRecovery: props.pointInTimeRecovery,
       removalPolicy: props.removalPolicy,

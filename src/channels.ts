@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -211,6 +212,19 @@ export interface ChannelsProps {
   readonly subscriptionShards?: number;
 
   /**
+   * Put `Connected`, `Disconnected`, `Joined` and `Left` events (source `authenticated-websocket-api`)
+   * on the account's default EventBridge bus, or on `lifecycleEventBus`.
+   * @default false
+   */
+  readonly lifecycleEvents?: boolean;
+
+  /**
+   * The bus lifecycle events go to; setting it turns `lifecycleEvents` on.
+   * @default - the account's default bus, when `lifecycleEvents` is true
+   */
+  readonly lifecycleEventBus?: events.IEventBus;
+
+  /**
    * Encrypt the channels table with this key.
    * @default - an AWS managed key
    */
@@ -247,6 +261,12 @@ export class Channels extends Construct {
    */
   public readonly table: dynamodb.Table;
 
+  /**
+   * The bus lifecycle events go to.
+   * @default - none, without `lifecycleEvents`
+   */
+  public readonly lifecycleEventBus?: events.IEventBus;
+
   private readonly config: string;
   private readonly props: ChannelsProps;
 
@@ -280,6 +300,12 @@ export class Channels extends Construct {
     if (this.config.length > MAX_CONFIG_CHARS) {
       throw new Error(`AuthenticatedWebSocketApi: the channel rules take ${this.config.length} characters of the handlers' environment; the limit is ${MAX_CONFIG_CHARS}. Use fewer rules or shorter claim values.`);
     }
+
+    if (props.lifecycleEvents === false && props.lifecycleEventBus) {
+      throw new Error('AuthenticatedWebSocketApi: lifecycleEvents is false but lifecycleEventBus is set; drop one of them.');
+    }
+    if (props.lifecycleEventBus) this.lifecycleEventBus = props.lifecycleEventBus;
+    else if (props.lifecycleEvents) this.lifecycleEventBus = events.EventBus.fromEventBusName(this, 'DefaultEventBus', 'default');
 
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: ChannelsTable.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
@@ -321,9 +347,11 @@ export class Channels extends Construct {
       [Env.CLIENT_FANOUT_RATE_LIMIT]: String(this.props.clientFanOutRateLimit ?? ChannelsTable.CLIENT_FANOUT_RATE_LIMIT),
       [Env.CLIENT_FANOUT_RATE_WINDOW_SECONDS]: String(ChannelsTable.CLIENT_FANOUT_RATE_WINDOW_SECONDS),
     };
+    if (this.lifecycleEventBus) environment[Env.LIFECYCLE_EVENT_BUS_NAME] = this.lifecycleEventBus.eventBusName;
     for (const [name, fn] of Object.entries({ message: handlers.message, publisher: handlers.publisher, connection: handlers.connection })) {
       for (const [key, value] of Object.entries(environment)) fn.addEnvironment(key, value);
       this.grantTable(fn, TABLE_ACTIONS[name as keyof typeof TABLE_ACTIONS]);
+      this.lifecycleEventBus?.grantPutEventsTo(fn);
     }
     // $disconnect reads the registry's claims never, but removes rows of connections found gone while telling presence channels.
     iam.Grant.addToPrincipal({ grantee: handlers.connection, actions: ['dynamodb:BatchWriteItem'], resourceArns: [handlers.registry.tableArn] });

@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -136,5 +137,35 @@ describe('bad props throw at synth, saying what to change', () => {
   test('rules too large for the handlers\' environment', () => {
     const rules = Array.from({ length: 60 }, (_, i) => ChannelRule.pattern(`rooms-${i}/*`, { publish: Access.claim('role', 'admin') }));
     expect(() => quickStart({ channels: rules })).toThrow(/the limit is 3000. Use fewer rules/);
+  });
+});
+
+describe('lifecycle events', () => {
+  test('are off by default: no bus, no PutEvents grant', () => {
+    const { template } = quickStart();
+    expect(envOf(template, 'ChatConnectionHandler').LIFECYCLE_EVENT_BUS_NAME).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain('events:PutEvents');
+  });
+
+  test('lifecycleEvents: true names the default bus, and the connection, message and publisher functions may put to it only', () => {
+    const { template } = quickStart({ lifecycleEvents: true });
+    for (const prefix of ['ChatConnectionHandler', 'ChatMessageHandler', 'ChatPublisher']) {
+      expect(envOf(template, prefix).LIFECYCLE_EVENT_BUS_NAME).toBe('default');
+      const put = statementsOf(template, prefix).filter((s) => s.Action === 'events:PutEvents');
+      expect(put.map((s) => s.Resource)).toEqual([
+        { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':events:eu-west-1:111111111111:event-bus/default']] },
+      ]);
+    }
+    expect(JSON.stringify(statementsOf(template, 'ChatExpirySweeper'))).not.toContain('events:PutEvents');
+  });
+
+  test('a bus of the app\'s own', () => {
+    const stack = newStack();
+    const bus = new events.EventBus(stack, 'AppBus');
+    new AuthenticatedWebSocketApi(stack, 'Chat', { auth: WebSocketAuth.hmacSecret(new secretsmanager.Secret(stack, 'JwtSecret')), lifecycleEventBus: bus });
+    const template = Template.fromStack(stack);
+    expect(envOf(template, 'ChatMessageHandler').LIFECYCLE_EVENT_BUS_NAME).toEqual({ Ref: logicalId(template, 'AWS::Events::EventBus', 'AppBus') });
+    expect(() => quickStart({ lifecycleEvents: false, lifecycleEventBus: events.EventBus.fromEventBusName(newStack(), 'B', 'x') }))
+      .toThrow(/lifecycleEvents is false but lifecycleEventBus is set/);
   });
 });

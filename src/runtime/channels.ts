@@ -13,7 +13,7 @@ import {
 } from './envelope';
 import { ChannelsTable, Env, Registry } from './environment';
 import { FanOut, FanOutResult, fanOutSettings } from './fan-out';
-import { lifecycleSinkFromEnvironment } from './lifecycle-events';
+import { LifecycleSink, lifecycleSinkFromEnvironment } from './lifecycle-events';
 import { logEvent } from './log';
 import { SignedConnectionsClient } from './signed-connections-client';
 import { DynamoStaleConnections } from './stale-connections';
@@ -29,10 +29,8 @@ export interface ChannelDecisionRequest {
   readonly claims: Readonly<Record<string, string>>;
 }
 
-/** Where presence changes and connection lifecycle go besides the channel's members (e.g. EventBridge). */
-export interface LifecycleSink {
-  presence(change: PresenceChange): Promise<void>;
-}
+/** Where presence changes go besides the channel's members (e.g. EventBridge). */
+export type { LifecycleSink } from './lifecycle-events';
 
 export interface ChannelServiceOptions {
   readonly config: ChannelsConfig;

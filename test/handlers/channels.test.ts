@@ -1,8 +1,11 @@
+import { createServer, Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { ChannelsConfig, ChannelRuleConfig } from '../../src/runtime/channel-policy';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
-import { Defaults, Env } from '../../src/runtime/environment';
+import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
 import { WebSocketEvent } from '../../src/runtime/websocket-event';
+import { SIGV4_AUTHORIZATION } from '../support/aws-environment';
 import { channelsTableInput } from '../support/channels-table';
 import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
@@ -93,6 +96,12 @@ class Api {
     const user = this.users.get(connectionId)!;
     const body = typeof frame === 'string' ? frame : JSON.stringify(frame);
     expect(await this.message(routeEvent('MESSAGE', connectionId, authorizedAs(user.userId, { ...user.claims, ...context }), body))).toEqual({ statusCode: 200 });
+  }
+
+  /** A `$connect` or `$disconnect` as API Gateway delivers it, after the authorizer allowed `userId`. */
+  async connectionEvent(type: 'CONNECT' | 'DISCONNECT', connectionId: string, userId: string): Promise<{ statusCode: number }> {
+    if (type === 'CONNECT') this.users.set(connectionId, { userId, claims: {} });
+    return this.connection(routeEvent(type, connectionId, authorizedAs(userId)));
   }
 
   async disconnect(connectionId: string): Promise<void> {
@@ -530,5 +539,62 @@ describe('a rule\'s authorizer function (onSubscribe/onPublish)', () => {
     const bob = await uncached.connect('bob');
     for (let i = 0; i < 3; i++) await uncached.frame(bob, { action: 'subscribe', channel: 'orders/bob' });
     expect(asked).toHaveLength(3);
+  });
+});
+
+describe('lifecycle events on EventBridge', () => {
+  /** EventBridge's PutEvents (AWS JSON 1.1, SigV4 for `events`), recording the entries it accepted. */
+  let bus: Server;
+  const received: Array<{ target?: string; service?: string; entries: Array<Record<string, string>> }> = [];
+
+  beforeAll(async () => {
+    bus = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const auth = SIGV4_AUTHORIZATION.exec(req.headers.authorization ?? '');
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { Entries: Array<Record<string, string>> };
+        received.push({ target: req.headers['x-amz-target'] as string, service: auth?.groups?.service, entries: body.Entries });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' }).end(JSON.stringify({ FailedEntryCount: 0, Entries: [{ EventId: '1' }] }));
+      });
+    });
+    await new Promise<void>((resolve) => bus.listen(0, '127.0.0.1', resolve));
+    process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(bus.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    delete process.env.AWS_ENDPOINT_URL_EVENTBRIDGE;
+    delete process.env[Env.LIFECYCLE_EVENT_BUS_NAME];
+    bus.closeAllConnections();
+    await new Promise((resolve) => bus.close(resolve));
+  });
+
+  test('connect, join, leave and disconnect reach the bus, signed, with the user and channel', async () => {
+    const api = await Api.start({}, { [Env.LIFECYCLE_EVENT_BUS_NAME]: 'app-bus', [ObservabilityEnv.API_ID]: 'api-1', [Env.AUTH_CONTEXT_CLAIMS]: '' });
+    const connectionId = newConnectionId();
+    server.connect(connectionId);
+    expect(await api.connectionEvent('CONNECT', connectionId, 'alice')).toEqual({ statusCode: 200 });
+    await api.frame(connectionId, { action: 'subscribe', channel: 'rooms/a' });
+    await api.disconnect(connectionId);
+
+    expect(received.every((r) => r.target === 'AWSEvents.PutEvents' && r.service === 'events')).toBe(true);
+    expect(received.flatMap((r) => r.entries).map((e) => ({ ...e, Detail: JSON.parse(e.Detail) }))).toEqual([
+      { Source: 'authenticated-websocket-api', DetailType: 'Connected', EventBusName: 'app-bus', Detail: { apiId: 'api-1', connectionId, userId: 'alice' } },
+      { Source: 'authenticated-websocket-api', DetailType: 'Joined', EventBusName: 'app-bus', Detail: { apiId: 'api-1', channel: 'rooms/a', userId: 'alice' } },
+      { Source: 'authenticated-websocket-api', DetailType: 'Left', EventBusName: 'app-bus', Detail: { apiId: 'api-1', channel: 'rooms/a', userId: 'alice' } },
+      { Source: 'authenticated-websocket-api', DetailType: 'Disconnected', EventBusName: 'app-bus', Detail: { apiId: 'api-1', connectionId, userId: 'alice' } },
+    ]);
+  });
+
+  test('a bus that fails never fails the connect', async () => {
+    const api = await Api.start({}, { [Env.LIFECYCLE_EVENT_BUS_NAME]: 'app-bus' });
+    process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = 'http://127.0.0.1:1';
+    try {
+      const connectionId = newConnectionId();
+      expect(await api.connectionEvent('CONNECT', connectionId, 'bob')).toEqual({ statusCode: 200 });
+      expect(output.logs()).toContainEqual(expect.objectContaining({ event: 'lifecycle_event_failed', detailType: 'Connected' }));
+    } finally {
+      process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(bus.address() as AddressInfo).port}`;
+    }
   });
 });
