@@ -322,8 +322,8 @@ export class Channels extends Construct {
       indexName: ChannelsTable.CONNECTION_INDEX,
       partitionKey: { name: ChannelsTable.CONNECTION_ID, type: dynamodb.AttributeType.STRING },
       sortKey: { name: ChannelsTable.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: ['channel', 'userId', 'presence'],
+      // The channel is in `pk`; unsubscribing reads the rest from the item it deletes.
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
     if (!props.pointInTimeRecovery) {
       acknowledgeNag(this.table, 'AwsSolutions-DDB3',

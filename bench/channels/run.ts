@@ -127,9 +127,7 @@ function subscriptionRow(store: ChannelStore, channel: string, connectionId: str
     sk: { S: connectionId },
     connectionId: { S: connectionId },
     userId: { S: `user-${String(i % 5_000).padStart(4, '0')}` },
-    channel: { S: channel },
     rule: { N: '0' },
-    presence: { BOOL: false },
     ttl: { N: String(Math.floor(Date.now() / 1000) + 86_400) },
   };
 }

@@ -104,9 +104,9 @@ export class ChannelStore {
           [K.SK]: { S: subscription.connectionId },
           [ChannelsTable.CONNECTION_ID]: { S: subscription.connectionId },
           userId: { S: subscription.userId },
-          channel: { S: subscription.channel },
           rule: { N: String(subscription.rule) },
-          presence: { BOOL: subscription.presence },
+          // Small items cost fewer read units per publish: the channel is in `pk`, presence only when kept.
+          ...(subscription.presence ? { presence: { BOOL: true } } : {}),
           ttl: { N: String(subscription.ttl) },
         },
         ConditionExpression: 'attribute_not_exists(#pk)',
@@ -157,7 +157,10 @@ export class ChannelStore {
         ExpressionAttributeValues: { ':c': { S: connectionId } },
         ExclusiveStartKey: startKey,
       }));
-      for (const item of page.Items ?? []) if (item.channel?.S) channels.push(item.channel.S);
+      for (const item of page.Items ?? []) {
+        const key = item[K.PK]?.S;
+        if (key?.startsWith('sub#')) channels.push(key.slice('sub#'.length, key.lastIndexOf('#')));
+      }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
     return channels;

@@ -18,7 +18,7 @@ export function channelsTableInput(tableName: string): CreateTableCommandInput {
     GlobalSecondaryIndexes: [{
       IndexName: ChannelsTable.CONNECTION_INDEX,
       KeySchema: [{ AttributeName: ChannelsTable.CONNECTION_ID, KeyType: 'HASH' }, { AttributeName: ChannelsTable.PARTITION_KEY, KeyType: 'RANGE' }],
-      Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['channel', 'userId', 'presence'] },
+      Projection: { ProjectionType: 'KEYS_ONLY' },
     }],
   };
 }
