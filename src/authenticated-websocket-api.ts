@@ -621,6 +621,8 @@ export class AuthenticatedWebSocketApi extends Construct {
       rules: props.channels,
       actions: props.actions,
       clientFanOutRateLimit: props.clientFanOutRateLimit,
+      // Queue mode: a channel's subscriptions spread over as many shards as a broadcast has segments, one worker each.
+      subscriptionShards: fanOut.queued ? Math.min(fanOut.segments, 64) : undefined,
       lifecycleEvents: props.lifecycleEvents,
       lifecycleEventBus: props.lifecycleEventBus,
       encryptionKey: props.encryptionKey,
@@ -628,7 +630,11 @@ export class AuthenticatedWebSocketApi extends Construct {
       removalPolicy: props.removalPolicy,
     });
     this.channels._bindHandlers({
-      message: this.messageFunction, publisher: this.publisherFunction, connection: this.connectionFunction, registry: this.table,
+      message: this.messageFunction,
+      publisher: this.publisherFunction,
+      connection: this.connectionFunction,
+      fanOutWorker: this.fanOutWorker,
+      registry: this.table,
     });
 
     // The connection handler posts too: presence channels hear when a user's last connection leaves.

@@ -206,7 +206,9 @@ export interface ChannelsProps {
   readonly clientFanOutRateLimit?: number;
 
   /**
-   * Partitions each channel's subscriptions are spread over: publishing reads them in parallel.
+   * Partitions each channel's subscriptions are spread over: publishing reads them in parallel
+   * (inline), or hands one to each fan-out worker (queue mode). Changing it strands existing
+   * subscriptions until their connections reconnect.
    * @default 4
    */
   readonly subscriptionShards?: number;
@@ -249,6 +251,7 @@ const TABLE_ACTIONS = {
   message: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'],
   publisher: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'],
   connection: ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'],
+  fanOutWorker: ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'],
 };
 
 /**
@@ -338,7 +341,7 @@ export class Channels extends Construct {
    * @internal
    */
   public _bindHandlers(handlers: {
-    message: lambda.Function; publisher: lambda.Function; connection: lambda.Function; registry: dynamodb.ITable;
+    message: lambda.Function; publisher: lambda.Function; connection: lambda.Function; fanOutWorker?: lambda.Function; registry: dynamodb.ITable;
   }): void {
     const environment: Record<string, string> = {
       [Env.CHANNELS_TABLE_NAME]: this.table.tableName,
@@ -348,7 +351,13 @@ export class Channels extends Construct {
       [Env.CLIENT_FANOUT_RATE_WINDOW_SECONDS]: String(ChannelsTable.CLIENT_FANOUT_RATE_WINDOW_SECONDS),
     };
     if (this.lifecycleEventBus) environment[Env.LIFECYCLE_EVENT_BUS_NAME] = this.lifecycleEventBus.eventBusName;
-    for (const [name, fn] of Object.entries({ message: handlers.message, publisher: handlers.publisher, connection: handlers.connection })) {
+    const functions = {
+      message: handlers.message,
+      publisher: handlers.publisher,
+      connection: handlers.connection,
+      ...(handlers.fanOutWorker ? { fanOutWorker: handlers.fanOutWorker } : {}),
+    };
+    for (const [name, fn] of Object.entries(functions)) {
       for (const [key, value] of Object.entries(environment)) fn.addEnvironment(key, value);
       this.grantTable(fn, TABLE_ACTIONS[name as keyof typeof TABLE_ACTIONS]);
       this.lifecycleEventBus?.grantPutEventsTo(fn);

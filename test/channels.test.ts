@@ -4,7 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { Access, AuthenticatedWebSocketApi, ChannelRule, WebSocketAuth } from '../src';
+import { Access, AuthenticatedWebSocketApi, ChannelRule, FanOut, WebSocketAuth } from '../src';
 import { logicalId, newStack, quickStart, statementsOf } from './support/stacks';
 
 const actionsOf = (statements: Array<Record<string, any>>): string[] =>
@@ -167,5 +167,18 @@ describe('lifecycle events', () => {
     expect(envOf(template, 'ChatMessageHandler').LIFECYCLE_EVENT_BUS_NAME).toEqual({ Ref: logicalId(template, 'AWS::Events::EventBus', 'AppBus') });
     expect(() => quickStart({ lifecycleEvents: false, lifecycleEventBus: events.EventBus.fromEventBusName(newStack(), 'B', 'x') }))
       .toThrow(/lifecycleEvents is false but lifecycleEventBus is set/);
+  });
+});
+
+describe('queue mode', () => {
+  test('subscriptions spread over as many shards as a broadcast has segments, and the worker may serve channel tasks', () => {
+    const { template } = quickStart({ fanOut: FanOut.queue({ segments: 12 }) });
+    for (const prefix of ['ChatMessageHandler', 'ChatPublisher', 'ChatConnectionHandler', 'ChatFanOutWorker']) {
+      expect(envOf(template, prefix).CHANNEL_SHARDS).toBe('12');
+    }
+    const table = logicalId(template, 'AWS::DynamoDB::Table', 'ChatChannelsTable');
+    const onChannels = statementsOf(template, 'ChatFanOutWorker').filter((s) => JSON.stringify(s.Resource).includes(table));
+    expect(actionsOf(onChannels)).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect(envOf(quickStart({ fanOut: FanOut.queue({ segments: 200 }) }).template, 'ChatFanOutWorker').CHANNEL_SHARDS).toBe('64');
   });
 });

@@ -259,8 +259,8 @@ function report(
     + `p50 ${percentile(l, 50).toFixed(1)} ms, p99 ${percentile(l, 99).toFixed(1)} ms (the POSTs take 20 ms each here); `
     + `read units per subscribe ${(subscribe.readUnits / l.length).toFixed(2)}, write units ${(subscribe.writeUnits / l.length).toFixed(2)}.`);
   lines.push('', 'Read units are dynalite\'s count of what a DynamoDB table would charge (eventually consistent Query/Scan: 0.5 per 4 KB '
-    + 'read per request; strongly consistent GetItem: 1 per 4 KB); a channel publish reads only its subscribers\' items (about 150 bytes each), '
-    + 'a broadcast scans the registry rows (their projection still costs the whole item).');
+    + 'read per request; strongly consistent GetItem: 1 per 4 KB), for the whole items read whatever the projection: a channel publish '
+    + 'reads its subscription items (keys, user id, rule, ttl), a broadcast the registry rows (keys, user id, connectedAt, ttl, expiresAt).');
   return lines.join('\n');
 }
 

@@ -61,10 +61,9 @@ async function toChannel(request: PublishRequest, channel: string, context?: Inv
     const margin = deadlineMargin(Delivery.fromEnvironment({}, process.env).postTimeoutMs);
     const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - margin : undefined;
     const { id, result } = await service.publishFromBackend(parseChannelName(channel), request.message, request.sender, deadline);
-    const counts = { delivered: result.delivered, gone: result.gone, failed: result.failed, retried: result.retried, throttled: result.throttled };
-    addDeliveryMetrics(counts);
-    logEvent('info', 'publish', { to: 'channel', id, ...counts });
-    return { ...counts, ...(result.complete ? {} : { complete: false }), id };
+    addDeliveryMetrics(result);
+    logEvent('info', 'publish', { to: 'channel', id, ...result });
+    return { ...result, id };
   } catch (err) {
     if (err instanceof MessageRejectedError) return { error: { code: 'BadRequest', message: err.message } };
     logEvent('error', 'publish_failed', { to: 'channel', error: errorName(err) });

@@ -68,6 +68,16 @@ export interface MembersPage {
   readonly cursor: string | null;
 }
 
+/** Where a subscriber read resumes: DynamoDB's `LastEvaluatedKey` of the table's keys. */
+export type SubscriptionCursor = Record<string, { S: string }>;
+
+/** One page of a shard's subscribers. */
+export interface SubscriberPage {
+  readonly ids: string[];
+  /** The key this page was read from (undefined for the first). */
+  readonly startKey?: SubscriptionCursor;
+}
+
 const K = { PK: 'pk', SK: 'sk' } as const;
 const MEMBERS_PAGE = 100;
 
@@ -181,7 +191,15 @@ export class ChannelStore {
    * With `rule`, only subscriptions allowed by that rule (for wildcard subscribers of a channel).
    */
   async *subscribers(channel: string, shard: number, rule?: number): AsyncGenerator<string[]> {
-    let startKey: Record<string, AttributeValue> | undefined;
+    for await (const page of this.subscriberPages(channel, shard, rule)) if (page.ids.length > 0) yield page.ids;
+  }
+
+  /**
+   * The same, page by page from `startKey` (where a cut-off reader stopped), each page with the key it
+   * started at, so a queue worker stopped by its deadline can hand the rest on.
+   */
+  async *subscriberPages(channel: string, shard: number, rule?: number, startKey?: SubscriptionCursor): AsyncGenerator<SubscriberPage> {
+    let key: Record<string, AttributeValue> | undefined = startKey;
     const nowSeconds = this.now() / 1000;
     do {
       const page = await this.client.send(new QueryCommand({
@@ -191,7 +209,7 @@ export class ChannelStore {
         ExpressionAttributeNames: { '#pk': K.PK, '#sk': K.SK, '#ttl': 'ttl', '#rule': 'rule' },
         ExpressionAttributeValues: { ':pk': { S: subscriptionKey(channel, shard) } },
         Limit: this.pageSize,
-        ExclusiveStartKey: startKey,
+        ExclusiveStartKey: key,
       }));
       const ids: string[] = [];
       for (const item of page.Items ?? []) {
@@ -200,9 +218,9 @@ export class ChannelStore {
         const id = item[K.SK]?.S;
         if (id) ids.push(id);
       }
-      if (ids.length > 0) yield ids;
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+      yield { ids, startKey: key as SubscriptionCursor | undefined };
+      key = page.LastEvaluatedKey;
+    } while (key);
   }
 
   /** Whether a connection holds this subscription. */

@@ -1,13 +1,15 @@
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { lambdaDecider } from './channel-authorizer';
 import { ChannelName, coveringWildcard } from './channel-names';
 import {
   AccessPolicy, ChannelRuleConfig, ChannelsConfig, ChannelUser, evaluate, matchRule, MatchedRule, parseChannelsConfig,
 } from './channel-policy';
-import { ChannelStore, PresenceChange } from './channel-store';
+import { ChannelStore, PresenceChange, SubscriptionCursor } from './channel-store';
 import { Environment, optionalSetting, positiveIntegerSetting, requiredSetting } from './configuration';
 import { ApiLocation, callbackUrl } from './connections-api';
+import type { DeliveryResult } from './delivery';
 import {
   channelMessageFrame, MessageRejectedError, presenceEventFrame, presenceFrame, publishedFrame, replayFrame, subscribedFrame, unsubscribedFrame,
 } from './envelope';
@@ -45,6 +47,31 @@ export interface ChannelServiceOptions {
   /** @default every `function` policy is refused */
   readonly decide?: ChannelDecider;
   readonly lifecycle?: LifecycleSink;
+  /** Queue mode (`FanOut.queue()`): channel publishes become one task per subscription shard, served by the fan-out workers. */
+  readonly queue?: { readonly client: SQSClient; readonly queueUrl: string; readonly deadLetterUrl?: string };
+}
+
+/** A queue task: one shard of a channel's subscriptions (from a cursor), for the fan-out worker. */
+export interface ChannelTask {
+  readonly kind: 'channel';
+  /** The subscription key: a concrete channel, or the wildcard covering it. */
+  readonly channel: string;
+  readonly shard: number;
+  /** For wildcard subscribers: only those allowed by this rule. */
+  readonly rule?: number;
+  readonly startKey?: SubscriptionCursor;
+  /** The frame, base64. */
+  readonly payload: string;
+}
+
+/** Whether a queue message body is a channel task. */
+export function isChannelTask(body: string): boolean {
+  try {
+    const task = JSON.parse(body) as Partial<ChannelTask>;
+    return task.kind === 'channel' && typeof task.channel === 'string' && Number.isInteger(task.shard) && typeof task.payload === 'string';
+  } catch {
+    return false;
+  }
 }
 
 /** A client request about one channel, with the `requestId` its answers echo. */
@@ -69,6 +96,7 @@ export class ChannelService {
   private readonly rateWindowSeconds: number;
   private readonly decide?: ChannelDecider;
   private readonly lifecycle?: LifecycleSink;
+  private readonly queue?: ChannelServiceOptions['queue'];
 
   constructor(options: ChannelServiceOptions) {
     this.config = options.config;
@@ -79,6 +107,7 @@ export class ChannelService {
     this.rateWindowSeconds = options.rateWindowSeconds;
     this.decide = options.decide;
     this.lifecycle = options.lifecycle;
+    this.queue = options.queue;
   }
 
   /** The connection's user and claims, as the registry holds them (undefined: not registered). */
@@ -142,7 +171,7 @@ export class ChannelService {
   }
 
   /** A client publishes: authorized, rate limited, numbered, kept when the rule keeps history, fanned out. */
-  async publishFromClient(request: ChannelRequestContext, channel: ChannelName, message: unknown): Promise<FanOutResult> {
+  async publishFromClient(request: ChannelRequestContext, channel: ChannelName, message: unknown): Promise<DeliveryResult> {
     const context = { requestId: request.requestId, action: 'publish', channel: channel.name };
     const user = await this.requireUser(request.connectionId, context);
     const matched = await this.authorize('publish', channel, user, context);
@@ -158,7 +187,7 @@ export class ChannelService {
    */
   async publishFromBackend(
     channel: ChannelName, message: unknown, sender: string | undefined, deadline?: number,
-  ): Promise<{ id: number; result: FanOutResult }> {
+  ): Promise<{ id: number; result: DeliveryResult }> {
     const matched = this.ruleOfChannel(channel);
     if (!matched) throw new MessageRejectedError('BadRequest', `No channel rule matches "${channel.name}".`);
     return this.publish(channel, matched, message, sender, deadline);
@@ -191,15 +220,75 @@ export class ChannelService {
     for (const change of changes) await this.announce(change);
   }
 
-  private async publish(channel: ChannelName, matched: MatchedRule, message: unknown, sender: string | undefined, deadline?: number) {
+  private async publish(
+    channel: ChannelName, matched: MatchedRule, message: unknown, sender: string | undefined, deadline?: number,
+  ): Promise<{ id: number; result: DeliveryResult }> {
     const id = await this.store.nextId(channel.name);
     const frame = channelMessageFrame(channel.name, message, sender, id);
     const history = matched.rule.history;
     if (history) await this.store.remember(channel.name, { id, frame }, history.size, history.maxAgeSeconds);
+    if (this.queue) {
+      const queued = await this.enqueueShards(channel, matched, frame);
+      logEvent('info', 'channel_published', { channel: channel.name, id, queued });
+      return { id, result: { delivered: 0, gone: 0, failed: 0, retried: 0, throttled: 0, queued } };
+    }
     const result = await this.fanOut.send(this.recipients(channel, matched), frame, { deadline });
-    if (!result.complete) logEvent('error', 'fan_out_incomplete', { channel: channel.name, delivered: result.delivered });
+    if (!result.complete) logEvent('error', 'fan_out_incomplete', { channel: channel.name, delivered: result.delivered, hint: 'use FanOut.queue() for channels this large' });
     logEvent('info', 'channel_published', { channel: channel.name, id, delivered: result.delivered, gone: result.gone, failed: result.failed });
-    return { id, result };
+    return { id, result: counts(result) };
+  }
+
+  /**
+   * Queue mode: serves one shard of a channel until `deadline`. What is left is enqueued again from
+   * the page it stopped in; recipients that failed go to the dead-letter queue as a `connections`
+   * task (the format the worker already redrives).
+   */
+  async serveTask(task: ChannelTask, deadline: number): Promise<FanOutResult> {
+    let resumeAt: SubscriptionCursor | undefined;
+    const store = this.store;
+    async function* recipients(): AsyncGenerator<string> {
+      for await (const page of store.subscriberPages(task.channel, task.shard, task.rule, task.startKey)) {
+        resumeAt = page.startKey;
+        yield* page.ids;
+      }
+    }
+    const failed: string[] = [];
+    const result = await this.fanOut.send(recipients(), Buffer.from(task.payload, 'base64'), { deadline, onFailed: (id) => failed.push(id) });
+    if (!result.complete) {
+      await this.requireQueue().client.send(new SendMessageCommand({
+        QueueUrl: this.requireQueue().queueUrl, MessageBody: JSON.stringify({ ...task, startKey: resumeAt }),
+      }));
+      logEvent('info', 'fan_out_continued', { channel: task.channel, shard: task.shard, delivered: result.delivered });
+    }
+    const deadLetterUrl = this.queue?.deadLetterUrl;
+    for (let i = 0; deadLetterUrl && i < failed.length; i += 1_000) {
+      await this.requireQueue().client.send(new SendMessageCommand({
+        QueueUrl: deadLetterUrl, MessageBody: JSON.stringify({ kind: 'connections', connectionIds: failed.slice(i, i + 1_000), payload: task.payload }),
+      }));
+    }
+    return result;
+  }
+
+  private async enqueueShards(channel: ChannelName, matched: MatchedRule, frame: string): Promise<number> {
+    const payload = Buffer.from(frame, 'utf8').toString('base64');
+    const wildcard = matched.rule.wildcardSubscriptions ? coveringWildcard(channel) : undefined;
+    const tasks: ChannelTask[] = [];
+    for (let shard = 0; shard < this.store.shards; shard++) {
+      tasks.push({ kind: 'channel', channel: channel.name, shard, payload });
+      if (wildcard) tasks.push({ kind: 'channel', channel: wildcard, shard, rule: matched.index, payload });
+    }
+    const queue = this.requireQueue();
+    for (let i = 0; i < tasks.length; i += 10) {
+      const entries = tasks.slice(i, i + 10).map((task, n) => ({ Id: String(i + n), MessageBody: JSON.stringify(task) }));
+      const answer = await queue.client.send(new SendMessageBatchCommand({ QueueUrl: queue.queueUrl, Entries: entries }));
+      if (answer.Failed && answer.Failed.length > 0) throw new Error(`${answer.Failed.length} channel fan-out tasks were not enqueued: ${answer.Failed[0].Code}`);
+    }
+    return tasks.length;
+  }
+
+  private requireQueue(): NonNullable<ChannelServiceOptions['queue']> {
+    if (!this.queue) throw new Error('Channel tasks need FANOUT_QUEUE_URL');
+    return this.queue;
   }
 
   /**
@@ -281,6 +370,18 @@ export class ChannelService {
   }
 }
 
+function counts(result: FanOutResult): DeliveryResult {
+  return {
+    delivered: result.delivered,
+    gone: result.gone,
+    failed: result.failed,
+    retried: result.retried,
+    throttled: result.throttled,
+    ...(result.payloadTooLarge ? { payloadTooLarge: true } : {}),
+    ...(result.complete ? {} : { complete: false }),
+  };
+}
+
 function requestIdOnly(requestId: string | undefined): { requestId?: string } {
   return requestId === undefined ? {} : { requestId };
 }
@@ -324,6 +425,9 @@ export function channelServiceFromEnvironment(location: ApiLocation, env: Enviro
   const registryStale = new DynamoStaleConnections(dynamo, registryTable);
   let late: ChannelService | undefined;
   const { concurrency, postTimeoutMs } = fanOutSettings(env);
+  // A worker posts at its share of maxSendRate, as for broadcasts.
+  const maxSendRate = optionalSetting(env, Env.FANOUT_MAX_SEND_RATE) ? positiveIntegerSetting(env, Env.FANOUT_MAX_SEND_RATE, 1) : undefined;
+  const queueUrl = optionalSetting(env, Env.FANOUT_QUEUE_URL);
   const fanOut = new FanOut({
     transport: new SignedConnectionsClient({ endpoint, region: requiredSetting(env, 'AWS_REGION'), maxSockets: concurrency }),
     // A recipient found gone (410) loses its registry row and its subscriptions (telling presence channels it left).
@@ -335,6 +439,7 @@ export function channelServiceFromEnvironment(location: ApiLocation, env: Enviro
     },
     concurrency,
     postTimeoutMs,
+    maxSendRate,
   });
   const cacheSeconds = new Map(config.rules.filter((rule) => rule.authorizer).map((rule) => [rule.authorizer!, rule.authorizerCacheSeconds ?? 0]));
   const rateLimitText = optionalSetting(env, Env.CLIENT_FANOUT_RATE_LIMIT);
@@ -347,6 +452,7 @@ export function channelServiceFromEnvironment(location: ApiLocation, env: Enviro
     rateWindowSeconds: positiveIntegerSetting(env, Env.CLIENT_FANOUT_RATE_WINDOW_SECONDS, ChannelsTable.CLIENT_FANOUT_RATE_WINDOW_SECONDS),
     decide: cacheSeconds.size > 0 ? lambdaDecider(new LambdaClient({}), (name) => cacheSeconds.get(name) ?? 0) : undefined,
     lifecycle: lifecycleSinkFromEnvironment(env),
+    queue: queueUrl ? { client: new SQSClient({}), queueUrl, deadLetterUrl: optionalSetting(env, Env.FANOUT_DLQ_URL) } : undefined,
   });
   late = service;
   services.set(endpoint, service);

@@ -1,6 +1,7 @@
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateTableCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { ChannelsConfig, ChannelRuleConfig } from '../../src/runtime/channel-policy';
 import { connectionRow, ConnectionStore } from '../../src/runtime/connection-store';
 import { Defaults, Env, ObservabilityEnv } from '../../src/runtime/environment';
@@ -11,6 +12,7 @@ import { ConnectionsServer } from '../support/connections-server';
 import { CapturedConsole, captureConsole } from '../support/console-capture';
 import { useLocalDynamo } from '../support/dynalite';
 import { LambdaServer } from '../support/lambda-server';
+import { SqsServer } from '../support/sqs-server';
 import { authorizedAs, newConnectionId, routeEvent } from '../support/websocket-events';
 
 type Handler = (event: WebSocketEvent) => Promise<{ statusCode: number }>;
@@ -596,5 +598,55 @@ describe('lifecycle events on EventBridge', () => {
     } finally {
       process.env.AWS_ENDPOINT_URL_EVENTBRIDGE = `http://127.0.0.1:${(bus.address() as AddressInfo).port}`;
     }
+  });
+});
+
+describe('queue mode (FanOut.queue())', () => {
+  let sqs: SqsServer;
+  let queues = 0;
+
+  beforeAll(async () => {
+    sqs = await SqsServer.start();
+    process.env.AWS_ENDPOINT_URL_SQS = sqs.endpoint;
+  });
+
+  afterAll(async () => {
+    delete process.env.AWS_ENDPOINT_URL_SQS;
+    delete process.env[Env.FANOUT_QUEUE_URL];
+    delete process.env[Env.FANOUT_DLQ_URL];
+    delete process.env[Env.CHANNEL_SHARDS];
+    await sqs.stop();
+  });
+
+  test('a publish becomes one task per shard (and wildcard shard); the workers reach every subscriber once', async () => {
+    const n = ++queues;
+    const api = await Api.start({}, {
+      [Env.FANOUT_QUEUE_URL]: sqs.queueUrl(`channel-tasks-${n}`),
+      [Env.FANOUT_DLQ_URL]: sqs.queueUrl(`channel-dlq-${n}`),
+      [Env.CHANNEL_SHARDS]: '3',
+    });
+    let worker: ((event: SQSEvent, context: Context) => Promise<SQSBatchResponse>) | undefined;
+    jest.isolateModules(() => { worker = jest.requireActual('../../src/handlers/fan-out-worker.lambda').handler; });
+    const subscribers = [];
+    for (let i = 0; i < 30; i++) {
+      const id = await api.connect(`user-${i}`);
+      await api.frame(id, { action: 'subscribe', channel: i % 10 === 0 ? 'rooms/*' : 'rooms/big' });
+      subscribers.push(id);
+    }
+    for (const id of subscribers) take(id);
+    const publisher = subscribers[1];
+    await api.frame(publisher, { action: 'publish', channel: 'rooms/big', message: 'queued', requestId: 'q' });
+    expect(take(publisher)).toEqual([{ action: 'published', channel: 'rooms/big', id: 1, requestId: 'q' }]);
+
+    const tasks = sqs.drain(`channel-tasks-${n}`);
+    const described = tasks.map((t) => JSON.parse(t.body)).map((task) => ({ channel: task.channel, shard: task.shard, rule: task.rule }));
+    expect(described.sort((a, b) => a.shard - b.shard || a.channel.localeCompare(b.channel)))
+      .toEqual([0, 1, 2].flatMap((shard) => [{ channel: 'rooms/*', shard, rule: 0 }, { channel: 'rooms/big', shard, rule: undefined }]));
+    for (const task of tasks) {
+      const event = { Records: [{ messageId: task.messageId, body: task.body } as SQSEvent['Records'][number]] };
+      const answer = await worker!(event, { getRemainingTimeInMillis: () => 120_000 } as Context);
+      expect(answer).toEqual({ batchItemFailures: [] });
+    }
+    for (const id of subscribers) expect(frames(id)).toEqual([{ channel: 'rooms/big', message: 'queued', sender: 'user-1', id: 1 }]);
   });
 });
