@@ -176,7 +176,14 @@ export class ChannelService {
     const user = await this.requireUser(request.connectionId, context);
     const matched = await this.authorize('publish', channel, user, context);
     await this.checkRate(user.userId, context);
-    const { id, result } = await this.publish(channel, matched, message, user.userId, request.deadline);
+    let published: { id: number; result: DeliveryResult };
+    try {
+      published = await this.publish(channel, matched, message, user.userId, request.deadline);
+    } catch (err) {
+      if (err instanceof MessageRejectedError) throw new MessageRejectedError(err.code, err.message, context);
+      throw err;
+    }
+    const { id, result } = published;
     await this.reply(request.connectionId, publishedFrame(channel.name, id, request.requestId));
     return result;
   }
@@ -223,6 +230,8 @@ export class ChannelService {
   private async publish(
     channel: ChannelName, matched: MatchedRule, message: unknown, sender: string | undefined, deadline?: number,
   ): Promise<{ id: number; result: DeliveryResult }> {
+    // An oversized message is refused before it spends an id (a skipped id would read as a gap on replay).
+    channelMessageFrame(channel.name, message, sender, Number.MAX_SAFE_INTEGER);
     const id = await this.store.nextId(channel.name);
     const frame = channelMessageFrame(channel.name, message, sender, id);
     const history = matched.rule.history;

@@ -650,3 +650,17 @@ describe('queue mode (FanOut.queue())', () => {
     for (const id of subscribers) expect(frames(id)).toEqual([{ channel: 'rooms/big', message: 'queued', sender: 'user-1', id: 1 }]);
   });
 });
+
+describe('message size', () => {
+  test('a publish whose channel frame would pass 128 KB is refused as TooLarge, naming the request, and spends no id', async () => {
+    const api = await Api.start();
+    const alice = await api.connect('alice');
+    await api.frame(alice, { action: 'subscribe', channel: 'rooms/a' });
+    take(alice);
+    const overhead = JSON.stringify({ action: 'publish', channel: 'rooms/a', message: '', requestId: 'big' }).length;
+    await api.frame(alice, { action: 'publish', channel: 'rooms/a', message: 'x'.repeat(Defaults.MAX_MESSAGE_BYTES - overhead), requestId: 'big' });
+    expect(take(alice)).toEqual([{ error: { code: 'TooLarge', message: expect.any(String) }, action: 'publish', channel: 'rooms/a', requestId: 'big' }]);
+    await api.frame(alice, { action: 'publish', channel: 'rooms/a', message: 'small' });
+    expect(frames(alice)).toContainEqual({ channel: 'rooms/a', message: 'small', sender: 'alice', id: 1 });
+  });
+});

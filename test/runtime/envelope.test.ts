@@ -86,3 +86,41 @@ describe('server frames', () => {
     expect(() => messageFrame(message, sender)).toThrow(expect.objectContaining({ code: 'TooLarge' }));
   });
 });
+
+describe('channel frames', () => {
+  test('subscribe, unsubscribe, publish and presence name a checked channel; requestId is kept', () => {
+    expect(parseClientFrame('{"action":"subscribe","channel":"rooms/a","since":41,"requestId":"r1"}'))
+      .toEqual({ action: 'subscribe', channel: { name: 'rooms/a', segments: ['rooms', 'a'], wildcard: false }, since: 41, requestId: 'r1' });
+    expect(parseClientFrame('{"action":"subscribe","channel":"rooms/*"}')).toMatchObject({ channel: { wildcard: true } });
+    expect(parseClientFrame('{"action":"unsubscribe","channel":"rooms/*"}')).toMatchObject({ action: 'unsubscribe' });
+    expect(parseClientFrame('{"action":"publish","channel":"rooms/a","message":null}')).toMatchObject({ action: 'publish', message: null });
+    expect(parseClientFrame('{"action":"presence","channel":"rooms/a","cursor":"abc"}')).toMatchObject({ action: 'presence', cursor: 'abc' });
+  });
+
+  test.each([
+    ['a negative since', '{"action":"subscribe","channel":"rooms/a","since":-1}', /"since"/],
+    ['a fractional since', '{"action":"subscribe","channel":"rooms/a","since":1.5}', /"since"/],
+    ['a string since', '{"action":"subscribe","channel":"rooms/a","since":"4"}', /"since"/],
+    ['since on a wildcard', '{"action":"subscribe","channel":"rooms/*","since":4}', /concrete channel/],
+    ['a publish to a wildcard', '{"action":"publish","channel":"rooms/*","message":1}', /subscriptions only/],
+    ['a publish without message', '{"action":"publish","channel":"rooms/a"}', /"message"/],
+    ['a non-string cursor', '{"action":"presence","channel":"rooms/a","cursor":5}', /"cursor"/],
+    ['a 65-character requestId', `{"action":"ping","requestId":"${'x'.repeat(65)}"}`, /"requestId"/],
+    ['an empty requestId', '{"action":"ping","requestId":""}', /"requestId"/],
+  ])('refuses %s as BadRequest', (_case, body, message) => {
+    const refused = rejection(body);
+    expect(refused.code).toBe('BadRequest');
+    expect(refused.message).toMatch(message);
+  });
+
+  test('a refused channel request carries its action, channel and requestId for the error frame', () => {
+    try {
+      parseClientFrame('{"action":"subscribe","channel":"rooms/../x","requestId":"r9"}');
+      throw new Error('accepted');
+    } catch (err) {
+      expect((err as MessageRejectedError).context).toEqual({ requestId: 'r9', action: 'subscribe', channel: 'rooms/../x' });
+    }
+    expect(errorFrame('Forbidden', 'no', { requestId: 'r7', action: 'subscribe', channel: 'users/bob' }))
+      .toBe('{"error":{"code":"Forbidden","message":"no"},"requestId":"r7","action":"subscribe","channel":"users/bob"}');
+  });
+});
