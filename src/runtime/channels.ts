@@ -176,16 +176,15 @@ export class ChannelService {
     const user = await this.requireUser(request.connectionId, context);
     const matched = await this.authorize('publish', channel, user, context);
     await this.checkRate(user.userId, context);
-    let published: { id: number; result: DeliveryResult };
     try {
-      published = await this.publish(channel, matched, message, user.userId, request.deadline);
+      // The publisher hears its message's id as soon as it has one, before the fan-out runs.
+      const { result } = await this.publish(channel, matched, message, user.userId, request.deadline,
+        (id) => this.reply(request.connectionId, publishedFrame(channel.name, id, request.requestId)));
+      return result;
     } catch (err) {
       if (err instanceof MessageRejectedError) throw new MessageRejectedError(err.code, err.message, context);
       throw err;
     }
-    const { id, result } = published;
-    await this.reply(request.connectionId, publishedFrame(channel.name, id, request.requestId));
-    return result;
   }
 
   /**
@@ -229,6 +228,7 @@ export class ChannelService {
 
   private async publish(
     channel: ChannelName, matched: MatchedRule, message: unknown, sender: string | undefined, deadline?: number,
+    numbered?: (id: number) => Promise<void>,
   ): Promise<{ id: number; result: DeliveryResult }> {
     // An oversized message is refused before it spends an id (a skipped id would read as a gap on replay).
     channelMessageFrame(channel.name, message, sender, Number.MAX_SAFE_INTEGER);
@@ -236,6 +236,7 @@ export class ChannelService {
     const frame = channelMessageFrame(channel.name, message, sender, id);
     const history = matched.rule.history;
     if (history) await this.store.remember(channel.name, { id, frame }, history.size, history.maxAgeSeconds);
+    await numbered?.(id);
     if (this.queue) {
       const queued = await this.enqueueShards(channel, matched, frame);
       logEvent('info', 'channel_published', { channel: channel.name, id, queued });

@@ -150,6 +150,8 @@ describe('subscribe, publish, unsubscribe', () => {
       { channel: 'rooms/lobby', message: 'second', sender: 'alice', id: 2 },
     ]);
     expect(frames(bob)).toContainEqual({ action: 'published', channel: 'rooms/lobby', id: 1, requestId: 'p1' });
+    // The publisher hears the id before the fan-out runs, so before its own copy of the message.
+    expect(frames(bob).findIndex((f) => f.action === 'published')).toBeLessThan(frames(bob).findIndex((f) => f.id === 1 && 'message' in f));
     expect(frames(bob)).toContainEqual({ channel: 'rooms/lobby', message: 'second', sender: 'alice', id: 2 });
     expect(frames(carol)).toEqual([]);
   });
