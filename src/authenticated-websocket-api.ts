@@ -621,6 +621,7 @@ export class AuthenticatedWebSocketApi extends Construct {
       rules: props.channels,
       actions: props.actions,
       clientFanOutRateLimit: props.clientFanOutRateLimit,
+      contextClaims: props.auth.contextClaims,
       // Queue mode: a channel's subscriptions spread over as many shards as a broadcast has segments, one worker each.
       subscriptionShards: fanOut.queued ? Math.min(fanOut.segments, 64) : undefined,
       lifecycleEvents: props.lifecycleEvents,

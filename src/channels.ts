@@ -206,6 +206,13 @@ export interface ChannelsProps {
   readonly clientFanOutRateLimit?: number;
 
   /**
+   * The claims the registry keeps (the auth's `contextClaims`): every claim a rule or policy names
+   * must be one of them, or it could never match.
+   * @default - not checked
+   */
+  readonly contextClaims?: string[];
+
+  /**
    * Partitions each channel's subscriptions are spread over: publishing reads them in parallel
    * (inline), or hands one to each fan-out worker (queue mode). Changing it strands existing
    * subscriptions until their connections reconnect.
@@ -299,6 +306,7 @@ export class Channels extends Construct {
     for (const [name, policy] of Object.entries(config.actions)) {
       if (policy.kind === 'function') throw new Error(`AuthenticatedWebSocketApi: actions.${name} cannot be Access.custom(); use authenticated(), none() or claim().`);
     }
+    if (props.contextClaims) checkClaims(config, props.contextClaims);
     this.config = JSON.stringify(config);
     if (this.config.length > MAX_CONFIG_CHARS) {
       throw new Error(`AuthenticatedWebSocketApi: the channel rules take ${this.config.length} characters of the handlers' environment; the limit is ${MAX_CONFIG_CHARS}. Use fewer rules or shorter claim values.`);
@@ -373,5 +381,19 @@ export class Channels extends Construct {
     iam.Grant.addToPrincipal({ grantee, actions, resourceArns });
     this.props.encryptionKey?.grant(grantee, 'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey',
       'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo');
+  }
+}
+
+/** Every claim a rule's pattern or a policy names must be kept by the registry, or it would silently never match. */
+function checkClaims(config: ChannelsConfig, kept: readonly string[]): void {
+  const named: Array<{ claim: string; where: string }> = [];
+  for (const rule of config.rules) {
+    for (const match of rule.pattern.matchAll(/\$\{claim:([^}]+)\}/g)) named.push({ claim: match[1], where: `pattern '${rule.pattern}'` });
+    for (const policy of [rule.subscribe, rule.publish]) if (policy.kind === 'claim') named.push({ claim: policy.claim, where: `a policy of '${rule.pattern}'` });
+  }
+  for (const [action, policy] of Object.entries(config.actions)) if (policy.kind === 'claim') named.push({ claim: policy.claim, where: `actions.${action}` });
+  for (const { claim, where } of named) {
+    if (Token.isUnresolved(claim) || kept.includes(claim)) continue;
+    throw new Error(`AuthenticatedWebSocketApi: ${where} uses claim '${claim}', which the registry does not keep; add '${claim}' to the auth's contextClaims (e.g. WebSocketAuth.hmacSecret(secret, { contextClaims: ['${claim}'] })).`);
   }
 }

@@ -130,13 +130,16 @@ describe('bad props throw at synth, saying what to change', () => {
     ['a bad claim name', () => Access.claim('ro le', 'x'), /claim name 'ro le' is not valid/],
     ['a negative rate limit', () => quickStart({ clientFanOutRateLimit: -1 }), /clientFanOutRateLimit is -1/],
     ['custom access for broadcast', () => quickStart({ actions: { broadcast: Access.custom() } }), /actions.broadcast cannot be Access.custom/],
+    ['a pattern claim the registry does not keep', () => quickStart({ channels: [ChannelRule.pattern('tenants/${claim:tenant}/*')] }, { contextClaims: ['role'] }),
+      /pattern 'tenants\/\$\{claim:tenant\}\/\*' uses claim 'tenant', which the registry does not keep; add 'tenant' to the auth's contextClaims/],
+    ['a policy claim the registry does not keep', () => quickStart({ actions: { broadcast: Access.claim('role', 'admin') } }), /actions.broadcast uses claim 'role'/],
   ])('%s', (_case, build, message) => {
     expect(build).toThrow(message);
   });
 
   test('rules too large for the handlers\' environment', () => {
     const rules = Array.from({ length: 60 }, (_, i) => ChannelRule.pattern(`rooms-${i}/*`, { publish: Access.claim('role', 'admin') }));
-    expect(() => quickStart({ channels: rules })).toThrow(/the limit is 3000. Use fewer rules/);
+    expect(() => quickStart({ channels: rules }, { contextClaims: ['role'] })).toThrow(/the limit is 3000. Use fewer rules/);
   });
 });
 
