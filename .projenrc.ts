@@ -332,4 +332,11 @@ const benchFanout = project.addTask('bench:fanout', {
 benchFanout.exec('esbuild bench/fanout/run.ts bench/fanout/server.ts bench/fanout/client.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/fanout/.build --log-level=warning');
 benchFanout.exec('node bench/fanout/.build/run.js');
 
+const benchChannels = project.addTask('bench:channels', {
+  description: 'Benchmark publishing to a channel against the inline broadcast to as many connections, with a loopback @connections server',
+});
+benchChannels.exec('esbuild bench/fanout/server.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/fanout/.build --log-level=warning');
+benchChannels.exec('esbuild bench/channels/run.ts bench/channels/client.ts --bundle --platform=node --target=node20 --packages=external --outdir=bench/channels/.build --log-level=warning');
+benchChannels.exec('node bench/channels/.build/run.js');
+
 project.synth();

@@ -17,6 +17,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, IConstruct } from 'constructs';
 import { AuthenticatedWebSocketApiAttributes, AuthenticatedWebSocketApiBase, IAuthenticatedWebSocketApi, ImportedAuthenticatedWebSocketApi } from './api-base';
 import { WebSocketAuth } from './auth';
+import { ActionPolicies, ChannelRule, Channels } from './channels';
 import { createCustomDomain, customDomainUrl, validateDomainOptions, WebSocketDomainOptions } from './custom-domain';
 import { FanOut } from './fan-out';
 import { AuthorizerFunction } from './handlers/authorizer-function';
@@ -264,6 +265,42 @@ export interface AuthenticatedWebSocketApiProps {
    * @default - each function's default size and timeout, no reserved concurrency, not in a VPC
    */
   readonly handlers?: BundledHandlersOptions;
+
+  /**
+   * Channels clients subscribe and publish to, with who may do what, presence and history, e.g.
+   * `[ChannelRule.pattern('rooms/*', { presence: true, historySize: 50 }), ChannelRule.pattern('users/${userId}', { publish: Access.none() })]`.
+   * The first rule matching a channel decides; a channel no rule matches is refused.
+   * @default - no channels: subscribe and publish are refused
+   */
+  readonly channels?: ChannelRule[];
+
+  /**
+   * Who may use the built-in `broadcast` and `send`, e.g. `{ broadcast: Access.claim('role', 'admin') }`.
+   * @default - both open to every connected user
+   */
+  readonly actions?: ActionPolicies;
+
+  /**
+   * Most client `broadcast` and `publish` requests one user may make per 10 seconds, across all of
+   * its connections (a DynamoDB counter per user and window); over it the client gets a `RateLimited`
+   * error frame. 0 turns the limit off.
+   * @default 100
+   */
+  readonly clientFanOutRateLimit?: number;
+
+  /**
+   * Put `Connected`, `Disconnected`, `Joined` and `Left` events (source `authenticated-websocket-api`)
+   * on the account's default EventBridge bus (or `lifecycleEventBus`), so other services react
+   * without polling.
+   * @default false
+   */
+  readonly lifecycleEvents?: boolean;
+
+  /**
+   * The EventBridge bus lifecycle events go to; setting it turns `lifecycleEvents` on.
+   * @default - the account's default bus, when `lifecycleEvents` is true
+   */
+  readonly lifecycleEventBus?: events.IEventBus;
 }
 
 const ROUTE_SELECTION = /^(\$request\.body\.[A-Za-z0-9_.$-]+|.*\$\{request\.body\.[A-Za-z0-9_.$-]+\}.*)$/;
@@ -404,6 +441,9 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
    */
   public readonly customDomainUrl?: string;
 
+  /** The channels: their table (subscriptions, presence, history) and settings. */
+  public readonly channels: Channels;
+
   /** The alarms `alarms` created (empty without it). */
   public readonly alarms: cloudwatch.Alarm[];
 
@@ -454,6 +494,9 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
     this.callbackUrl = this.stage.callbackUrl;
     if (props.cloudWatchRole) this.createAccountLoggingRole();
     this.connectFunctionsToStage();
+
+    // Channels: subscriptions, presence and history beside the registry, served by the same handlers.
+    this.channels = this.createChannels();
 
     // Custom routes and their throttling.
     const routes = this.addRoutes();
@@ -745,7 +788,8 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
   /** The @connections endpoint and grants by method for the functions that post or close, and the metrics' API id for all. */
   private connectFunctionsToStage(): void {
     // Senders post; the message handler and the sweeper also close connections whose token expired.
-    for (const sender of [this.publisherFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
+    // The connection handler posts too: presence channels hear when a user's last connection leaves.
+    for (const sender of [this.publisherFunction, this.connectionFunction, ...(this.fanOutWorker ? [this.fanOutWorker] : [])]) {
       sender.addEnvironment(Env.CALLBACK_URL, this.callbackUrl);
       this.grantPostToConnections(sender);
     }
@@ -755,6 +799,32 @@ export class AuthenticatedWebSocketApi extends AuthenticatedWebSocketApiBase {
     }
     // The dimension of the handler metrics: every bundled function names the API it serves.
     for (const fn of this.bundledFunctions) fn.addEnvironment(ObservabilityEnv.API_ID, this.webSocketApi.apiId);
+  }
+
+  /** The channels table and what the handlers need of it. */
+  private createChannels(): Channels {
+    const props = this.props;
+    const channels = new Channels(this, 'Channels', {
+      rules: props.channels,
+      actions: props.actions,
+      clientFanOutRateLimit: props.clientFanOutRateLimit,
+      contextClaims: props.auth.contextClaims,
+      // Queue mode: a channel's subscriptions spread over as many shards as a broadcast has segments, one worker each.
+      subscriptionShards: this.fanOut.queued ? Math.min(this.fanOut.segments, 64) : undefined,
+      lifecycleEvents: props.lifecycleEvents,
+      lifecycleEventBus: props.lifecycleEventBus,
+      encryptionKey: props.encryptionKey,
+      pointInTimeRecovery: props.pointInTimeRecovery,
+      removalPolicy: props.removalPolicy,
+    });
+    channels._bindHandlers({
+      message: this.messageFunction,
+      publisher: this.publisherFunction,
+      connection: this.connectionFunction,
+      fanOutWorker: this.fanOutWorker,
+      registry: this.table,
+    });
+    return channels;
   }
 
   /** The custom routes of `routes`, beside the built-in ones: every route by key. */

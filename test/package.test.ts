@@ -91,11 +91,11 @@ describe('the packed tarball', () => {
 });
 
 describe('a CDK app that installs the tarball', () => {
-  test('synthesizes the API, its authorizer, the registry table and the functions', () => {
+  test('synthesizes the API, its authorizer, the registry and channels tables and the functions', () => {
     expect(ofType('AWS::ApiGatewayV2::Api')).toHaveLength(1);
     expect(ofType('AWS::ApiGatewayV2::Api')[0][1].Properties.ProtocolType).toBe('WEBSOCKET');
     expect(ofType('AWS::ApiGatewayV2::Authorizer')).toHaveLength(1);
-    expect(ofType('AWS::DynamoDB::Table')).toHaveLength(1);
+    expect(ofType('AWS::DynamoDB::Table').map(([id]) => id.replace(/[0-9A-F]{8}$/, ''))).toEqual(['ChatConnections', 'ChatChannelsTable']);
     // authorizer, $connect/$disconnect, message handler, expiry sweeper, publisher
     expect(ofType('AWS::Lambda::Function').length).toBeGreaterThanOrEqual(5);
   });

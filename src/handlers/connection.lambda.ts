@@ -1,7 +1,9 @@
+import { channelServiceFromEnvironment } from '../runtime/channels';
 import { Environment, listSetting, optionalSetting, positiveIntegerSetting } from '../runtime/configuration';
 import { connectionRow, ConnectionStore } from '../runtime/connection-store';
 import { Defaults, Env } from '../runtime/environment';
 import { eventFields, InvocationContext, withInvocation } from '../runtime/invocation';
+import { lifecycleSinkFromEnvironment } from '../runtime/lifecycle-events';
 import { errorName, logEvent } from '../runtime/log';
 import { connectedUser, WebSocketEvent, WebSocketRequestContext } from '../runtime/websocket-event';
 
@@ -18,7 +20,8 @@ export type ConnectionEvent = WebSocketEvent & { readonly headers?: Readonly<Rec
 let store: ConnectionStore | undefined;
 
 /**
- * `$connect` records the connection in the registry; `$disconnect` removes it. Both are idempotent,
+ * `$connect` records the connection in the registry; `$disconnect` removes it and its channel
+ * subscriptions. Both are idempotent,
  * and a failure is answered with a status code rather than a throw.
  */
 export const handler = async (event: ConnectionEvent, context?: InvocationContext): Promise<ConnectionResult> =>
@@ -33,6 +36,11 @@ async function handle(event: ConnectionEvent): Promise<ConnectionResult> {
         return await connect(store, event, process.env);
       case 'DISCONNECT':
         await store.remove(requestContext.connectionId);
+        // Its subscriptions go too; presence channels hear that the user left (when it was the last tab).
+        await channelServiceFromEnvironment(requestContext, process.env)?.disconnect(requestContext.connectionId);
+        await lifecycleSinkFromEnvironment(process.env)?.connection({
+          event: 'disconnected', connectionId: requestContext.connectionId, userId: connectedUser(requestContext)?.userId,
+        });
         logEvent('info', 'disconnected', { disconnectStatusCode: requestContext.disconnectStatusCode });
         return { statusCode: 200 };
       default:
@@ -60,6 +68,7 @@ async function connect(registry: ConnectionStore, event: ConnectionEvent, env: E
   const ttlSeconds = positiveIntegerSetting(env, Env.CONNECTION_TTL_SECONDS, Defaults.CONNECTION_TTL_SECONDS);
   await registry.register(connectionRow(requestContext, user, ttlSeconds));
   logEvent('info', 'connected', { userId: user.userId });
+  await lifecycleSinkFromEnvironment(env)?.connection({ event: 'connected', connectionId: requestContext.connectionId, userId: user.userId });
   const protocol = chosenSubprotocol(event, env);
   return protocol ? { statusCode: 200, headers: { 'Sec-WebSocket-Protocol': protocol } } : { statusCode: 200 };
 }

@@ -1,8 +1,10 @@
 import type { Context } from 'aws-lambda';
+import { channelServiceFromEnvironment } from '../runtime/channels';
 import { ConnectionExpiry } from '../runtime/connection-expiry';
 import { deadlineMargin, Delivery, DeliveryResult } from '../runtime/delivery';
-import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../runtime/envelope';
+import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame, withRequestId } from '../runtime/envelope';
 import { Env } from '../runtime/environment';
+import type { FanOutResult } from '../runtime/fan-out';
 import { eventFields, withInvocation } from '../runtime/invocation';
 import { errorName, logEvent } from '../runtime/log';
 import { addDeliveryMetrics } from '../runtime/metrics';
@@ -14,7 +16,8 @@ import { connectedUser, ConnectedUser, WebSocketEvent, WebSocketRequestContext }
 let verifier: TokenVerifier | undefined;
 
 /**
- * The `$default` route: broadcast, send, ping and reauth. One-way: replies and error frames go to the sender
+ * The `$default` route: broadcast, send, ping, reauth, and the channel actions (subscribe,
+ * unsubscribe, publish, presence). One-way: replies and error frames go to the sender
  * through @connections, and the handler always answers 200 so API Gateway never sends the client an
  * "Internal server error" frame.
  *
@@ -40,18 +43,24 @@ async function handle(event: WebSocketEvent, context?: Context): Promise<{ statu
 
 async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: number): Promise<void> {
   const { connectionId } = event.requestContext;
+  let requestId: string | undefined;
   try {
     const sender = await authenticatedSender(event.requestContext);
     const request = parseClientFrame(event.body);
+    requestId = request.requestId;
+    const channels = channelServiceFromEnvironment(event.requestContext, process.env);
+    const asked = { connectionId, requestId, deadline };
     switch (request.action) {
       case 'broadcast':
+        await channels?.checkAction('broadcast', connectionId, sender.userId, requestId);
         logFanOut(request.action, await delivery.toAll(messageFrame(request.messageJson, sender.userId), deadline));
         break;
       case 'send':
+        await channels?.checkAction('send', connectionId, sender.userId, requestId);
         logFanOut(request.action, await delivery.toUser(request.to, messageFrame(request.messageJson, sender.userId), deadline));
         break;
       case 'ping':
-        await delivery.toConnection(connectionId, pongFrame(), deadline);
+        await delivery.toConnection(connectionId, withRequestId(pongFrame(), requestId), deadline);
         break;
       case 'reauth':
         if (!process.env[Env.AUTH_SECRET_ARN] && !process.env[Env.AUTH_JWKS_URL]) {
@@ -59,20 +68,38 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
           throw new MessageRejectedError('BadRequest', 'reauth is not available on this API: its tokens are checked when connecting only; reconnect with a fresh token.');
         }
         verifier ??= TokenVerifier.fromEnvironment(process.env);
-        await delivery.toConnection(connectionId,
-          await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token), deadline);
+        const reauthenticated = await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token);
+        await delivery.toConnection(connectionId, withRequestId(reauthenticated, requestId), deadline);
+        break;
+      case 'subscribe':
+        await requireChannels(channels).subscribe(asked, request.channel, request.since);
+        break;
+      case 'unsubscribe':
+        await requireChannels(channels).unsubscribe(asked, request.channel);
+        break;
+      case 'publish':
+        logFanOut(request.action, await requireChannels(channels).publishFromClient(asked, request.channel, request.messageJson));
+        break;
+      case 'presence':
+        await requireChannels(channels).presence(asked, request.channel, request.cursor);
         break;
     }
   } catch (err) {
     if (!(err instanceof MessageRejectedError)) throw err;
+    const context = { ...(requestId !== undefined ? { requestId } : {}), ...err.context };
     if (err.code === 'TokenExpired') {
       // A connection does not outlive its token: tell it why, then close it.
-      const outcome = await expiryOf(event.requestContext).close(connectionId, errorFrame(err.code, err.message));
+      const outcome = await expiryOf(event.requestContext).close(connectionId, errorFrame(err.code, err.message, context));
       logEvent('info', 'connection_expired', { outcome });
       return;
     }
-    await delivery.toConnection(connectionId, errorFrame(err.code, err.message), deadline);
+    await delivery.toConnection(connectionId, errorFrame(err.code, err.message, context), deadline);
   }
+}
+
+function requireChannels<T>(channels: T | undefined): T {
+  if (!channels) throw new MessageRejectedError('UnknownAction', 'This API has no channels.');
+  return channels;
 }
 
 function expiryOf(requestContext: WebSocketRequestContext): ConnectionExpiry {
@@ -92,7 +119,7 @@ async function authenticatedSender(requestContext: WebSocketRequestContext): Pro
   return sender;
 }
 
-function logFanOut(action: string, result: DeliveryResult): void {
+function logFanOut(action: string, result: DeliveryResult | FanOutResult): void {
   addDeliveryMetrics(result);
   logEvent('info', 'fan_out', { action, ...result });
 }

@@ -14,8 +14,8 @@
  */
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 
-/** Who receives: everyone, every connection of one user, or one connection. */
-export type PublishTarget = { readonly all: true } | { readonly userId: string } | { readonly connectionId: string };
+/** Who receives: everyone, every connection of one user, one connection, or a channel's subscribers. */
+export type PublishTarget = { readonly all: true } | { readonly userId: string } | { readonly connectionId: string } | { readonly channel: string };
 
 /** What to publish. */
 export interface PublishRequest {
@@ -40,6 +40,16 @@ export interface PublishResult {
   readonly complete?: boolean;
   /** Recipients the deadline cut off (counted in `failed` too); absent when none. */
   readonly cutOff?: number;
+  /** A channel message: the id its subscribers received it with. */
+  readonly id?: number;
+}
+
+/** A page of a channel's members. */
+export interface ChannelMembers {
+  /** User ids. */
+  readonly members: string[];
+  /** Pass it back for the next page; null after the last. */
+  readonly cursor: string | null;
 }
 
 /** Options of `publish`. */
@@ -61,6 +71,10 @@ let defaultClient: LambdaClient | undefined;
 
 /** Publishes `request` and resolves with the counts; rejects with a PublishError. */
 export async function publish(request: PublishRequest, options: PublishOptions = {}): Promise<PublishResult> {
+  return invokePublisher(request, options) as Promise<PublishResult>;
+}
+
+async function invokePublisher(request: object, options: PublishOptions): Promise<unknown> {
   const functionName = options.functionName ?? process.env[FUNCTION_NAME_VARIABLE];
   if (!functionName) {
     throw new PublishError('NotConfigured', `No publisher function: pass functionName, or grant this function with chat.grantSend(fn), which sets ${FUNCTION_NAME_VARIABLE}.`);
@@ -70,7 +84,21 @@ export async function publish(request: PublishRequest, options: PublishOptions =
   const body = answer.Payload ? JSON.parse(Buffer.from(answer.Payload).toString('utf8')) : undefined;
   if (answer.FunctionError) throw new PublishError('PublisherFailed', `The publisher failed: ${body?.errorType ?? answer.FunctionError}`);
   if (body?.error) throw new PublishError(body.error.code, body.error.message);
-  return body as PublishResult;
+  return body;
+}
+
+/**
+ * Every subscriber of `channel` (e.g. `rooms/lobby`), including wildcard subscribers of its rule.
+ * They receive `{"channel","message","id"}` (with `"sender"` when given); the result carries the `id`.
+ * The channel must match one of the API's channel rules (its history and wildcard settings apply).
+ */
+export function publishToChannel(channel: string, message: unknown, options?: PublishOptions & { readonly sender?: string }): Promise<PublishResult> {
+  return publish({ to: { channel }, message, sender: options?.sender }, options);
+}
+
+/** A page of the members of a presence channel; pass `cursor` from the previous page for the next. */
+export async function channelMembers(channel: string, options?: PublishOptions & { readonly cursor?: string }): Promise<ChannelMembers> {
+  return await invokePublisher({ presence: { channel, ...(options?.cursor ? { cursor: options.cursor } : {}) } }, options ?? {}) as ChannelMembers;
 }
 
 /** Every connection. */

@@ -30,6 +30,19 @@ export const Env = {
   /** Name of the publisher function, for the `publish` helper of route Lambdas. */
   PUBLISHER_FUNCTION_NAME: 'CONNECTIONS_PUBLISHER_FUNCTION_NAME',
 
+  /** Name of the channels table (subscriptions, presence, history, message ids, rate windows). */
+  CHANNELS_TABLE_NAME: 'CHANNELS_TABLE_NAME',
+  /** JSON: the channel rules and the policies of the built-in actions (see runtime/channel-policy.ts). */
+  CHANNELS_CONFIG: 'CHANNELS_CONFIG',
+  /** Partitions a channel's subscriptions are spread over. */
+  CHANNEL_SHARDS: 'CHANNEL_SHARDS',
+  /** Most client broadcast and publish requests per user per window; 0: no limit. */
+  CLIENT_FANOUT_RATE_LIMIT: 'CLIENT_FANOUT_RATE_LIMIT',
+  /** Seconds of one rate-limit window. */
+  CLIENT_FANOUT_RATE_WINDOW_SECONDS: 'CLIENT_FANOUT_RATE_WINDOW_SECONDS',
+  /** Name of the EventBridge bus that receives connect, disconnect, joined and left events. */
+  LIFECYCLE_EVENT_BUS_NAME: 'LIFECYCLE_EVENT_BUS_NAME',
+
   /** ARN of the Secrets Manager secret whose SecretString is the HMAC key. Authorizer only. */
   AUTH_SECRET_ARN: 'AUTH_SECRET_ARN',
   /** Comma-separated JWS algorithms accepted, e.g. `HS256`. */
@@ -99,6 +112,21 @@ export const Registry = {
   EXPIRES_AT: 'expiresAt',
   TTL: 'ttl',
   CLAIMS: 'claims',
+} as const;
+
+/** The channels table's schema (item kinds in runtime/channel-store.ts). */
+export const ChannelsTable = {
+  PARTITION_KEY: 'pk',
+  SORT_KEY: 'sk',
+  /** Sparse GSI on subscription items: every subscription of a connection. */
+  CONNECTION_INDEX: 'byConnection',
+  CONNECTION_ID: 'connectionId',
+  TTL: 'ttl',
+  /** Default partitions per channel's subscriptions. */
+  SHARDS: 4,
+  /** Default: client broadcast + publish requests per user per window. */
+  CLIENT_FANOUT_RATE_LIMIT: 100,
+  CLIENT_FANOUT_RATE_WINDOW_SECONDS: 10,
 } as const;
 
 /** Keys of the authorizer context the bundled authorizer returns (besides the claims it copies). */

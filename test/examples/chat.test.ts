@@ -10,10 +10,10 @@ describe('examples/chat', () => {
   const stack = new ChatStack(new App({ context: chatExampleContext() }), 'AuthwsChat');
   const template = Template.fromStack(stack);
 
-  test('has one authenticated WebSocket API and its registry', () => {
+  test('has one authenticated WebSocket API, its registry and its channels table', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
     template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 1);
-    template.resourceCountIs('AWS::DynamoDB::Table', 1);
+    template.resourceCountIs('AWS::DynamoDB::Table', 2);
     template.resourceCountIs('AWS::SecretsManager::Secret', 1);
   });
 

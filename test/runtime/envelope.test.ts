@@ -1,4 +1,4 @@
-import { errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../../src/runtime/envelope';
+import { channelMessageFrame, errorFrame, messageFrame, MessageRejectedError, parseClientFrame, pongFrame } from '../../src/runtime/envelope';
 import { Defaults } from '../../src/runtime/environment';
 
 function rejection(body: string | undefined): { code: string; message: string } {
@@ -96,6 +96,15 @@ describe('server frames', () => {
     expect(messageFrame(request.messageJson, 'a"b')).toBe('{"message":{"big":123456789012345678901234567890,"inf":1e400},"sender":"a\\"b"}');
   });
 
+  test('a channel publish keeps the message text as the client wrote it, as broadcast does', () => {
+    const body = '{"action":"publish","channel":"rooms/a","message":{"big":123456789012345678901234567890,"inf":1e400}}';
+    const request = parseClientFrame(body);
+    if (request.action !== 'publish') throw new Error('not a publish');
+    expect(channelMessageFrame(request.channel.name, request.messageJson, 'a"b', 7))
+      .toBe('{"channel":"rooms/a","message":{"big":123456789012345678901234567890,"inf":1e400},"sender":"a\\"b","id":7}');
+    expect(JSON.parse(channelMessageFrame('rooms/a', 'null', undefined, 1))).toEqual({ channel: 'rooms/a', message: null, id: 1 });
+  });
+
   test('a pong frame', () => {
     expect(JSON.parse(pongFrame())).toEqual({ action: 'pong' });
   });
@@ -108,5 +117,43 @@ describe('server frames', () => {
     const sender = 'user-with-a-rather-long-identifier-0123456789';
     const message = JSON.stringify('x'.repeat(Defaults.MAX_MESSAGE_BYTES - 40));
     expect(() => messageFrame(message, sender)).toThrow(expect.objectContaining({ code: 'TooLarge' }));
+  });
+});
+
+describe('channel frames', () => {
+  test('subscribe, unsubscribe, publish and presence name a checked channel; requestId is kept', () => {
+    expect(parseClientFrame('{"action":"subscribe","channel":"rooms/a","since":41,"requestId":"r1"}'))
+      .toEqual({ action: 'subscribe', channel: { name: 'rooms/a', segments: ['rooms', 'a'], wildcard: false }, since: 41, requestId: 'r1' });
+    expect(parseClientFrame('{"action":"subscribe","channel":"rooms/*"}')).toMatchObject({ channel: { wildcard: true } });
+    expect(parseClientFrame('{"action":"unsubscribe","channel":"rooms/*"}')).toMatchObject({ action: 'unsubscribe' });
+    expect(parseClientFrame('{"action":"publish","channel":"rooms/a","message":null}')).toMatchObject({ action: 'publish', messageJson: 'null' });
+    expect(parseClientFrame('{"action":"presence","channel":"rooms/a","cursor":"abc"}')).toMatchObject({ action: 'presence', cursor: 'abc' });
+  });
+
+  test.each([
+    ['a negative since', '{"action":"subscribe","channel":"rooms/a","since":-1}', /"since"/],
+    ['a fractional since', '{"action":"subscribe","channel":"rooms/a","since":1.5}', /"since"/],
+    ['a string since', '{"action":"subscribe","channel":"rooms/a","since":"4"}', /"since"/],
+    ['since on a wildcard', '{"action":"subscribe","channel":"rooms/*","since":4}', /concrete channel/],
+    ['a publish to a wildcard', '{"action":"publish","channel":"rooms/*","message":1}', /subscriptions only/],
+    ['a publish without message', '{"action":"publish","channel":"rooms/a"}', /"message"/],
+    ['a non-string cursor', '{"action":"presence","channel":"rooms/a","cursor":5}', /"cursor"/],
+    ['a 65-character requestId', `{"action":"ping","requestId":"${'x'.repeat(65)}"}`, /"requestId"/],
+    ['an empty requestId', '{"action":"ping","requestId":""}', /"requestId"/],
+  ])('refuses %s as BadRequest', (_case, body, message) => {
+    const refused = rejection(body);
+    expect(refused.code).toBe('BadRequest');
+    expect(refused.message).toMatch(message);
+  });
+
+  test('a refused channel request carries its action, channel and requestId for the error frame', () => {
+    try {
+      parseClientFrame('{"action":"subscribe","channel":"rooms/../x","requestId":"r9"}');
+      throw new Error('accepted');
+    } catch (err) {
+      expect((err as MessageRejectedError).context).toEqual({ requestId: 'r9', action: 'subscribe', channel: 'rooms/../x' });
+    }
+    expect(errorFrame('Forbidden', 'no', { requestId: 'r7', action: 'subscribe', channel: 'users/bob' }))
+      .toBe('{"error":{"code":"Forbidden","message":"no"},"requestId":"r7","action":"subscribe","channel":"users/bob"}');
   });
 });
