@@ -68,7 +68,8 @@ async function serve(event: WebSocketEvent, delivery: Delivery, deadline?: numbe
           throw new MessageRejectedError('BadRequest', 'reauth is not available on this API: its tokens are checked when connecting only; reconnect with a fresh token.');
         }
         verifier ??= TokenVerifier.fromEnvironment(process.env);
-        const reauthenticated = await reauthenticate(verifier, expiryOf(event.requestContext), { connectionId, userId: sender.userId }, request.token);
+        const user = { connectionId, userId: sender.userId };
+        const reauthenticated = await reauthenticate(verifier, expiryOf(event.requestContext), user, request.token);
         await delivery.toConnection(connectionId, withRequestId(reauthenticated, requestId), deadline);
         break;
       case 'subscribe':
