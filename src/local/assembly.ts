@@ -157,7 +157,7 @@ export function loadAssembly(directory: string): AssemblyModel {
 }
 
 function readStacks(directory: string): StackArtifact[] {
-  const manifest = JSON.parse(readFileSync(join(directory, 'manifest.json'), 'utf8')) as {
+  const manifest = readJson(join(directory, 'manifest.json')) as {
     artifacts?: Record<string, { type: string; environment?: string; properties?: Record<string, unknown>; dependencies?: string[] }>;
   };
   const artifacts = manifest.artifacts ?? {};
@@ -170,7 +170,7 @@ function readStacks(directory: string): StackArtifact[] {
       stacks.push({
         stackName: String(properties.stackName ?? artifactId),
         directory,
-        template: JSON.parse(readFileSync(join(directory, templateFile), 'utf8')) as Template,
+        template: readJson(join(directory, templateFile)) as Template,
         region: region && !region.startsWith('unknown-') ? region : DEFAULT_REGION,
         accountId: account && !account.startsWith('unknown-') ? account : DEFAULT_ACCOUNT,
         assetPaths: assetPaths(directory, (artifact.dependencies ?? []).map((id) => artifacts[id])),
@@ -183,6 +183,21 @@ function readStacks(directory: string): StackArtifact[] {
   return stacks;
 }
 
+/** A file of the assembly as JSON; a missing or malformed file is an error naming it. */
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read ${file} of the cloud assembly: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Run \`npx cdk synth\` again.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} of the cloud assembly is not valid JSON (${err instanceof Error ? err.message : String(err)}). Run \`npx cdk synth\` again.`);
+  }
+}
+
 /**
  * Where each file asset of a stack was staged, by its S3 object key. The template's
  * `aws:asset:path` metadata says the same, but only the CDK CLI asks for that metadata: an
@@ -192,7 +207,7 @@ function assetPaths(directory: string, dependencies: Array<{ type: string; prope
   const paths = new Map<string, string>();
   for (const dependency of dependencies) {
     if (dependency?.type !== 'cdk:asset-manifest' || typeof dependency.properties?.file !== 'string') continue;
-    const manifest = JSON.parse(readFileSync(join(directory, dependency.properties.file), 'utf8')) as {
+    const manifest = readJson(join(directory, dependency.properties.file)) as {
       files?: Record<string, { source?: { path?: string }; destinations?: Record<string, { objectKey?: string }> }>;
     };
     for (const file of Object.values(manifest.files ?? {})) {
@@ -273,6 +288,9 @@ class StackReader implements ResolutionContext {
     const apis: WebSocketApiModel[] = [];
     for (const [logicalId, resource] of this.ofType('AWS::ApiGatewayV2::Api')) {
       const props = resource.Properties ?? {};
+      if (props.ProtocolType === 'HTTP') {
+        this.warnings.push(`HTTP API ${this.stack.stackName}/${logicalId} (${this.literal(props.Name) ?? logicalId}) is not served: authws local serves WebSocket APIs only.`);
+      }
       if (props.ProtocolType !== 'WEBSOCKET') continue;
       const apiId = this.apiId(logicalId);
       const stages = this.stagesOf(apiId);
@@ -292,6 +310,9 @@ class StackReader implements ResolutionContext {
         routes: this.routesOf(apiId, `${this.stack.stackName}/${logicalId}`),
         stages,
       });
+    }
+    for (const [logicalId, resource] of this.ofType('AWS::ApiGateway::RestApi')) {
+      this.warnings.push(`REST API ${this.stack.stackName}/${logicalId} (${this.literal(resource.Properties?.Name) ?? logicalId}) is not served: authws local serves WebSocket APIs only.`);
     }
     return apis;
   }

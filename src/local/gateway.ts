@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from './assembly';
 import { ConnectionLimits } from './connection';
 import { LambdaRunner } from './lambda-runner';
@@ -26,6 +27,9 @@ export interface GatewayOptions {
   readonly log?: (line: string) => void;
 }
 
+/** Where the services only the functions use listen (the embedded DynamoDB, Secrets Manager, SQS). */
+export const LOOPBACK = '127.0.0.1';
+
 /** What API Gateway enforces and cannot be changed there: 10 minutes idle, 2 hours in all. */
 export const DEFAULT_LIMITS: ConnectionLimits = { idleTimeoutMs: 10 * 60_000, maxLifetimeMs: 2 * 60 * 60_000 };
 
@@ -40,14 +44,18 @@ export interface ServedStage {
 
 export class LocalGateway {
   static async start(options: GatewayOptions): Promise<LocalGateway> {
-    const log = options.log ?? ((line: string) => console.log(line));
+    const sink = options.log ?? ((line: string) => console.log(line));
+    // Log lines carry what clients choose (user ids, connection ids in @connections paths, close
+    // reasons) and what functions print: one line stays one line, and no escape sequence reaches the terminal.
+    const log = (line: string) => sink(escapeControlCharacters(line));
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 3001;
     const assembly = loadAssembly(options.assemblyDirectory);
+    for (const warning of assembly.warnings) log(`warning: ${warning}`);
     if (assembly.apis.length === 0) {
       throw new Error(`The assembly at ${assembly.directory} has no WebSocket API (AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET and a stage).`);
     }
-    for (const warning of assembly.warnings) log(`warning: ${warning}`);
+    checkAssets(assembly);
     const secret = options.secret ?? randomBytes(24).toString('base64url');
     const limits: ConnectionLimits = {
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
@@ -56,8 +64,9 @@ export class LocalGateway {
 
     const gateway = new LocalGateway(assembly, secret, log);
     try {
-      gateway.dynamoDb = await startDynamoDb(assembly.tables, host);
-      gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, host, log);
+      // Only the functions, on this machine, use these two: they stay on the loopback whatever `host` is.
+      gateway.dynamoDb = await startDynamoDb(assembly.tables, LOOPBACK);
+      gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, LOOPBACK, log);
       for (const [index, api] of assembly.apis.entries()) {
         gateway.servers.push(await WebSocketApiServer.listen({
           api,
@@ -148,6 +157,30 @@ export class LocalGateway {
       AWS_ENDPOINT_URL_DYNAMODB: this.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: this.secretsManagerEndpoint,
     };
+  }
+}
+
+/**
+ * Control characters (C0, DEL, C1, which holds the 8-bit CSI) and Unicode line separators as
+ * `\\u001b`-style escapes.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A function a route or authorizer invokes whose asset folder is gone cannot run: say so before READY. */
+function checkAssets(assembly: AssemblyModel): void {
+  const used = new Set<string>();
+  for (const api of assembly.apis) {
+    for (const route of api.routes.values()) {
+      if (route.integration?.type === 'AWS_PROXY') used.add(route.integration.functionArn);
+      if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
+    }
+  }
+  const missing = [...used].map((arn) => assembly.functions.get(arn))
+    .filter((fn): fn is FunctionModel => fn?.codeDirectory !== undefined && !existsSync(fn.codeDirectory));
+  if (missing.length > 0) {
+    throw new Error(`The code of ${missing.map((fn) => `function ${fn.key} (${fn.codeDirectory})`).join(', ')} is missing from the assembly. Run \`npx cdk synth\` again.`);
   }
 }
 

@@ -39,7 +39,7 @@ export class GatewayProcess {
 
   /** The WebSocket URLs, in the order printed. */
   get urls(): string[] {
-    return [...this.output.matchAll(/^READY (\S+)$/gm)].map((match) => match[1]);
+    return [...this.output.matchAll(/^READY (\S+)/gm)].map((match) => match[1]);
   }
 
   get dynamoDbEndpoint(): string {
