@@ -26,6 +26,8 @@ export interface FunctionModel {
   readonly inlineCode?: string;
   readonly timeoutSeconds: number;
   readonly memorySize: number;
+  /** `ReservedConcurrentExecutions`: the most invocations that run at once, when set. */
+  readonly reservedConcurrency?: number;
   /** Variables as strings; API endpoints still name the deployed host (the gateway localizes them). */
   readonly environment: Readonly<Record<string, string>>;
   /** Why a variable could not be resolved, one line each. */
@@ -505,6 +507,7 @@ class StackReader implements ResolutionContext {
       inlineCode: typeof code.ZipFile === 'string' ? code.ZipFile : this.literal(code.ZipFile),
       timeoutSeconds: Number(this.literal(props.Timeout) ?? 3),
       memorySize: Number(this.literal(props.MemorySize) ?? 128),
+      reservedConcurrency: props.ReservedConcurrentExecutions === undefined ? undefined : Number(this.literal(props.ReservedConcurrentExecutions)),
       environment,
       unresolved,
     };

@@ -6,17 +6,17 @@ import { parseClaim, signToken } from './token';
 /**
  * The `authws` command:
  *   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
- *                [--idle-timeout 10m] [--max-lifetime 2h]
+ *                [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 8]
  *   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]   (or AUTHWS_SECRET)
  */
 
 const USAGE = `Usage:
   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
-               [--idle-timeout 10m] [--max-lifetime 2h]
+               [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 8]
       Serves every WebSocket API of a synthesized cloud assembly on this machine.
       --port 0 picks a free port. --secret (or the AUTHWS_SECRET variable) sets the value of every
       Secrets Manager secret (default: random, printed). --web serves a folder of static files
-      (a browser client) at /.
+      (a browser client) at /. --concurrency caps the sandboxes (worker threads) each function runs at once.
 
   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]
       Prints an HS256 token signed with VALUE (default: the AUTHWS_SECRET variable), for a gateway
@@ -57,7 +57,12 @@ function single(flags: Flags, name: string): string | undefined {
 }
 
 async function local(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, ['assembly', 'host', 'port', 'secret', 'web', 'idle-timeout', 'max-lifetime']);
+  const flags = parseFlags(argv, ['assembly', 'host', 'port', 'secret', 'web', 'idle-timeout', 'max-lifetime', 'concurrency']);
+  const concurrencyFlag = single(flags, 'concurrency');
+  const concurrency = concurrencyFlag === undefined ? undefined : Number(concurrencyFlag);
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+    throw new UsageError(`--concurrency ${concurrencyFlag}: use a whole number of sandboxes per function, at least 1`);
+  }
   const port = Number(single(flags, 'port') ?? 3001);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${single(flags, 'port')}: use a port number, or 0 for a free one`);
   const idle = single(flags, 'idle-timeout');
@@ -73,6 +78,7 @@ async function local(argv: readonly string[]): Promise<void> {
     idleTimeoutMs: idle === undefined ? undefined : parseDuration(idle, '--idle-timeout'),
     maxLifetimeMs: lifetime === undefined ? undefined : parseDuration(lifetime, '--max-lifetime'),
     webDirectory: web === undefined ? undefined : resolve(web),
+    concurrency,
     log: (line) => console.log(`${new Date().toISOString().slice(11, 23)} ${line}`),
   });
 

@@ -4,6 +4,7 @@ import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from '.
 import { ConnectionLimits } from './connection';
 import { LambdaRunner } from './lambda-runner';
 import { LocalDynamoDb, startDynamoDb } from './local-dynamodb';
+import { sandboxSetup } from './sandbox-setup';
 import { LocalSecretsManager, startSecretsManager } from './secrets-manager';
 import { WebSocketApiServer } from './websocket-api-server';
 
@@ -22,6 +23,14 @@ export interface GatewayOptions {
   readonly secret?: string;
   readonly idleTimeoutMs?: number;
   readonly maxLifetimeMs?: number;
+  /**
+   * Where the functions' provided packages (the AWS SDK v3, which Lambda's runtime provides) are
+   * looked up, besides the assembly's folder: this folder's `node_modules` and its parents'.
+   * @default process.cwd()
+   */
+  readonly projectDirectory?: string;
+  /** The most sandboxes each function runs at once (its reserved concurrency, when lower, wins). @default DEFAULT_CONCURRENCY */
+  readonly concurrency?: number;
   /** A folder of static files (a browser client) served at `/` of every API's port. */
   readonly webDirectory?: string;
   readonly log?: (line: string) => void;
@@ -62,7 +71,7 @@ export class LocalGateway {
       maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_LIMITS.maxLifetimeMs,
     };
 
-    const gateway = new LocalGateway(assembly, secret, log);
+    const gateway = new LocalGateway(assembly, secret, log, options);
     try {
       // Only the functions, on this machine, use these two: they stay on the loopback whatever `host` is.
       gateway.dynamoDb = await startDynamoDb(assembly.tables, LOOPBACK);
@@ -93,7 +102,12 @@ export class LocalGateway {
   private dynamoDb: LocalDynamoDb | undefined;
   private secretsManager: LocalSecretsManager | undefined;
 
-  private constructor(readonly assembly: AssemblyModel, readonly secret: string, private readonly log: (line: string) => void) {}
+  private constructor(
+    readonly assembly: AssemblyModel,
+    readonly secret: string,
+    private readonly log: (line: string) => void,
+    private readonly options: GatewayOptions,
+  ) {}
 
   get dynamoDbEndpoint(): string {
     return this.dynamoDb!.endpoint;
@@ -118,9 +132,18 @@ export class LocalGateway {
     const localEndpoints = this.servers.map((server) => ({ apiId: server.api.apiId, host: new URL(server.urls()[0].url).host }));
     const usedFunctions = this.functionsUsedByRoutes();
     const newerRuntimes = new Set<string>();
+    const workerSetup = sandboxSetup({
+      searchRoots: [this.options.projectDirectory ?? process.cwd(), this.assembly.directory],
+      endpoints: localEndpoints,
+    });
     for (const fn of this.assembly.functions.values()) {
       const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints) };
-      const runner = new LambdaRunner(localized, { environment: this.lambdaEnvironment(fn), log: this.log });
+      const runner = new LambdaRunner(localized, {
+        environment: this.lambdaEnvironment(fn),
+        log: this.log,
+        concurrency: this.options.concurrency,
+        workerSetup,
+      });
       this.runners.set(fn.arn, runner);
       if (!usedFunctions.has(fn.arn)) continue;
       if (runner.unsupportedReason) this.log(`warning: ${runner.unsupportedReason}; routes using it fail`);

@@ -7,10 +7,10 @@ import { Worker } from 'node:worker_threads';
 import type { FunctionModel } from './assembly';
 
 /**
- * Runs a Lambda function's synthesized code, unchanged, in its own worker thread: the worker has
- * the function's own `process.env` (what the template sets, plus what the Lambda runtime sets),
- * and its module scope lives between invocations like a warm container, so caches behave as they
- * do in Lambda.
+ * Runs a Lambda function's synthesized code, unchanged, in worker threads (its sandboxes): each
+ * has the function's own `process.env` (what the template sets, plus what the Lambda runtime
+ * sets), and its module scope lives between invocations like a warm container, so caches behave
+ * as they do in Lambda.
  */
 
 /** The function failed, as Lambda reports it: `errorType` and `errorMessage`. */
@@ -26,24 +26,64 @@ export interface LambdaRunnerOptions {
   readonly environment: Readonly<Record<string, string>>;
   /** Where the function's console output goes, one line at a time. */
   readonly log: (line: string) => void;
+  /**
+   * The most sandboxes (worker threads) the function runs at once; the function's reserved
+   * concurrency, when lower, wins. @default DEFAULT_CONCURRENCY
+   */
+  readonly concurrency?: number;
+  /** Extra `execArgv` and environment for the workers (the module resolution of provided packages, say). */
+  readonly workerSetup?: WorkerSetup;
 }
+
+/** What every sandbox of a function is started with, beyond the function's own settings. */
+export interface WorkerSetup {
+  /** Code run in the worker before the function's module loads (plain JavaScript, CommonJS). */
+  readonly preamble: string;
+  /** Data the preamble reads as `workerData.setup`. */
+  readonly data: unknown;
+}
+
+/** Sandboxes per function unless told otherwise: enough that one slow or flooded caller does not stall the rest. */
+export const DEFAULT_CONCURRENCY = 8;
 
 /** Node.js runtimes Lambda offers (`nodejs18.x`, `nodejs22.x`, ...). */
 const NODE_RUNTIME = /^nodejs\d+\.x$/;
 
-interface Pending {
-  readonly timer: NodeJS.Timeout;
+/** An invocation waiting for a sandbox, or running in one. */
+interface Invocation {
+  readonly requestId: string;
+  readonly event: unknown;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
 
+/** One worker thread: one invocation at a time, its module scope kept between invocations. */
+interface Sandbox {
+  readonly worker: Worker;
+  running?: { readonly invocation: Invocation; readonly timer: NodeJS.Timeout };
+}
+
+/**
+ * Runs a function as Lambda scales it: each invocation gets a sandbox of its own (an idle one,
+ * warm, or a new one up to the concurrency), so a slow or timed-out invocation delays and kills
+ * only itself. When every sandbox is busy, invocations wait in line per caller (the connection
+ * that sent the message) and callers take turns, so one client's flood does not queue everyone
+ * else behind it.
+ */
 export class LambdaRunner {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<string, Pending>();
+  private readonly sandboxes = new Set<Sandbox>();
+  /** Idle sandboxes, the most recently used last (reused first, as a warm container is). */
+  private readonly idle: Sandbox[] = [];
+  /** Waiting invocations by caller, callers in turn order. */
+  private readonly waiting = new Map<string, Invocation[]>();
+  private readonly concurrency: number;
   private inlineDirectory: string | undefined;
   private closed = false;
 
-  constructor(readonly fn: FunctionModel, private readonly options: LambdaRunnerOptions) {}
+  constructor(readonly fn: FunctionModel, private readonly options: LambdaRunnerOptions) {
+    const wanted = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.concurrency = Math.max(1, Math.min(wanted, fn.reservedConcurrency ?? wanted));
+  }
 
   /** Why this function cannot run locally, or undefined when it can. */
   get unsupportedReason(): string | undefined {
@@ -56,43 +96,92 @@ export class LambdaRunner {
     return undefined;
   }
 
+  /** Sandboxes running now (busy or idle). */
+  get sandboxCount(): number {
+    return this.sandboxes.size;
+  }
+
   /** Invokes the function with `event` and resolves to what it returns; rejects with LambdaInvocationError. */
   invoke(event: unknown): Promise<unknown> {
     const reason = this.unsupportedReason;
     if (reason) return Promise.reject(new LambdaInvocationError(this.fn.functionName, 'Runtime.Unsupported', reason));
     if (this.closed) return Promise.reject(new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down'));
-
-    const worker = this.worker ?? this.start();
-    const requestId = randomUUID();
-    const timeoutMs = this.fn.timeoutSeconds * 1000;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // Lambda stops a timed-out sandbox; so do we, and the next invocation starts a fresh one.
-        this.failAll(new LambdaInvocationError(this.fn.functionName, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
-        void worker.terminate();
-      }, timeoutMs);
-      this.pending.set(requestId, { resolve, reject, timer });
-      worker.postMessage({ requestId, event, deadline: Date.now() + timeoutMs });
+      const caller = callerOf(event);
+      const line = this.waiting.get(caller) ?? [];
+      line.push({ requestId: randomUUID(), event, resolve, reject });
+      this.waiting.set(caller, line);
+      this.dispatch();
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.failAll(new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down'));
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
+    const stopped = new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down');
+    for (const line of this.waiting.values()) for (const invocation of line) invocation.reject(stopped);
+    this.waiting.clear();
+    const sandboxes = [...this.sandboxes];
+    this.sandboxes.clear();
+    this.idle.length = 0;
+    for (const sandbox of sandboxes) {
+      if (sandbox.running) {
+        clearTimeout(sandbox.running.timer);
+        sandbox.running.invocation.reject(stopped);
+        sandbox.running = undefined;
+      }
+    }
+    await Promise.all(sandboxes.map((sandbox) => sandbox.worker.terminate()));
     if (this.inlineDirectory) rmSync(this.inlineDirectory, { recursive: true, force: true });
   }
 
-  private start(): Worker {
-    const codeDirectory = this.fn.codeDirectory ?? this.writeInlineCode();
+  /** Starts waiting invocations while sandboxes are free or may be added, callers taking turns. */
+  private dispatch(): void {
+    while (!this.closed && this.waiting.size > 0) {
+      const sandbox = this.idle.pop() ?? (this.sandboxes.size < this.concurrency ? this.start() : undefined);
+      if (!sandbox) return;
+      const [caller, line] = this.waiting.entries().next().value as [string, Invocation[]];
+      const invocation = line.shift()!;
+      // The caller goes to the back of the turn order (or leaves it when it has nothing more waiting).
+      this.waiting.delete(caller);
+      if (line.length > 0) this.waiting.set(caller, line);
+      this.run(sandbox, invocation);
+    }
+  }
+
+  private run(sandbox: Sandbox, invocation: Invocation): void {
+    const timeoutMs = this.fn.timeoutSeconds * 1000;
+    const timer = setTimeout(() => {
+      // Lambda stops a timed-out sandbox: this one only. The next invocation gets a fresh one.
+      this.retire(sandbox, new LambdaInvocationError(this.fn.functionName, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
+      void sandbox.worker.terminate();
+    }, timeoutMs);
+    sandbox.running = { invocation, timer };
+    sandbox.worker.postMessage({ requestId: invocation.requestId, event: invocation.event, deadline: Date.now() + timeoutMs });
+  }
+
+  /** Removes a sandbox (timed out or exited), failing its invocation with `error`, and serves the line. */
+  private retire(sandbox: Sandbox, error: Error): void {
+    if (!this.sandboxes.delete(sandbox)) return;
+    const index = this.idle.indexOf(sandbox);
+    if (index >= 0) this.idle.splice(index, 1);
+    const running = sandbox.running;
+    sandbox.running = undefined;
+    if (running) {
+      clearTimeout(running.timer);
+      running.invocation.reject(error);
+    }
+    this.dispatch();
+  }
+
+  private start(): Sandbox {
+    const codeDirectory = this.fn.codeDirectory ?? this.inlineCodeDirectory();
     const { fn } = this;
-    const worker = new Worker(WORKER_SOURCE, {
+    const setup = this.options.workerSetup;
+    const worker = new Worker(`${setup?.preamble ?? ''}\n${WORKER_SOURCE}`, {
       eval: true,
       stdout: true,
       stderr: true,
-      workerData: { codeDirectory, handler: fn.handler, functionName: fn.functionName, arn: fn.arn, memorySize: fn.memorySize },
+      workerData: { codeDirectory, handler: fn.handler, functionName: fn.functionName, arn: fn.arn, memorySize: fn.memorySize, setup: setup?.data },
       env: {
         ...fn.environment,
         ...this.options.environment,
@@ -106,33 +195,29 @@ export class LambdaRunner {
       },
     });
     worker.unref();
+    const sandbox: Sandbox = { worker };
+    this.sandboxes.add(sandbox);
     this.forwardLines(worker.stdout);
     this.forwardLines(worker.stderr);
     worker.on('message', (message: { requestId: string; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
-      const pending = this.pending.get(message.requestId);
-      if (!pending) return;
-      this.pending.delete(message.requestId);
-      clearTimeout(pending.timer);
-      if (message.error) pending.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
-      else pending.resolve(message.result);
+      const running = sandbox.running;
+      if (!running || running.invocation.requestId !== message.requestId) return;
+      clearTimeout(running.timer);
+      sandbox.running = undefined;
+      if (message.error) running.invocation.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
+      else running.invocation.resolve(message.result);
+      if (this.sandboxes.has(sandbox)) {
+        this.idle.push(sandbox);
+        this.dispatch();
+      }
     });
     worker.on('error', (err) => {
       this.options.log(`${fn.logicalId}: ${err.stack ?? err.message}`);
     });
     worker.on('exit', (code) => {
-      if (this.worker === worker) this.worker = undefined;
-      this.failAll(new LambdaInvocationError(fn.functionName, 'Runtime.ExitError', `the function's process exited (code ${code})`));
+      this.retire(sandbox, new LambdaInvocationError(fn.functionName, 'Runtime.ExitError', `the function's process exited (code ${code})`));
     });
-    this.worker = worker;
-    return worker;
-  }
-
-  private failAll(error: Error): void {
-    for (const [requestId, pending] of this.pending) {
-      clearTimeout(pending.timer);
-      this.pending.delete(requestId);
-      pending.reject(error);
-    }
+    return sandbox;
   }
 
   private forwardLines(stream: Readable): void {
@@ -149,13 +234,20 @@ export class LambdaRunner {
     });
   }
 
-  /** Lambda writes `Code.ZipFile` to `index.js`; so do we, in a folder of our own. */
-  private writeInlineCode(): string {
+  /** Lambda writes `Code.ZipFile` to `index.js`; so do we, once, in a folder of our own. */
+  private inlineCodeDirectory(): string {
+    if (this.inlineDirectory) return this.inlineDirectory;
     this.inlineDirectory = mkdtempSync(join(tmpdir(), 'authws-inline-'));
     const moduleFile = `${this.fn.handler.slice(0, this.fn.handler.lastIndexOf('.')) || 'index'}.js`;
     writeFileSync(join(this.inlineDirectory, moduleFile), this.fn.inlineCode ?? '');
     return this.inlineDirectory;
   }
+}
+
+/** Who an invocation is for, to take turns: the connection of a WebSocket event, else one shared line. */
+function callerOf(event: unknown): string {
+  const connectionId = (event as { requestContext?: { connectionId?: unknown } } | null)?.requestContext?.connectionId;
+  return typeof connectionId === 'string' ? connectionId : '';
 }
 
 /**
