@@ -46,6 +46,9 @@ export interface WorkerSetup {
 /** Sandboxes per function unless told otherwise: enough that one slow or flooded caller does not stall the rest. */
 export const DEFAULT_CONCURRENCY = 8;
 
+/** Lambda's limit on a function's init phase (loading its module). */
+const INIT_LIMIT_MS = 10_000;
+
 /** Node.js runtimes Lambda offers (`nodejs18.x`, `nodejs22.x`, ...). */
 const NODE_RUNTIME = /^nodejs\d+\.x$/;
 
@@ -60,6 +63,8 @@ interface Invocation {
 /** One worker thread: one invocation at a time, its module scope kept between invocations. */
 interface Sandbox {
   readonly worker: Worker;
+  /** The function's module has loaded (the init phase is over). */
+  initialized?: boolean;
   running?: { readonly invocation: Invocation; readonly timer: NodeJS.Timeout };
 }
 
@@ -149,14 +154,19 @@ export class LambdaRunner {
   }
 
   private run(sandbox: Sandbox, invocation: Invocation): void {
-    const timeoutMs = this.fn.timeoutSeconds * 1000;
-    const timer = setTimeout(() => {
-      // Lambda stops a timed-out sandbox: this one only. The next invocation gets a fresh one.
+    // A cold sandbox first loads the function (its init phase, bounded by Lambda's 10 s); the
+    // function's timeout counts from the handler's start, which the worker reports.
+    const timer = this.stopAfter(sandbox, sandbox.initialized ? this.fn.timeoutSeconds * 1000 : INIT_LIMIT_MS + this.fn.timeoutSeconds * 1000);
+    sandbox.running = { invocation, timer };
+    sandbox.worker.postMessage({ requestId: invocation.requestId, event: invocation.event, timeoutMs: this.fn.timeoutSeconds * 1000 });
+  }
+
+  /** Stops `sandbox` after `ms` as Lambda stops a timed-out one: this one only; the next invocation gets a fresh one. */
+  private stopAfter(sandbox: Sandbox, ms: number): NodeJS.Timeout {
+    return setTimeout(() => {
       this.retire(sandbox, new LambdaInvocationError(this.fn.functionName, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
       void sandbox.worker.terminate();
-    }, timeoutMs);
-    sandbox.running = { invocation, timer };
-    sandbox.worker.postMessage({ requestId: invocation.requestId, event: invocation.event, deadline: Date.now() + timeoutMs });
+    }, ms);
   }
 
   /** Removes a sandbox (timed out or exited), failing its invocation with `error`, and serves the line. */
@@ -199,10 +209,15 @@ export class LambdaRunner {
     this.sandboxes.add(sandbox);
     this.forwardLines(worker.stdout);
     this.forwardLines(worker.stderr);
-    worker.on('message', (message: { requestId: string; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
+    worker.on('message', (message: { requestId: string; started?: boolean; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
       const running = sandbox.running;
       if (!running || running.invocation.requestId !== message.requestId) return;
       clearTimeout(running.timer);
+      if (message.started) {
+        sandbox.initialized = true;
+        sandbox.running = { invocation: running.invocation, timer: this.stopAfter(sandbox, this.fn.timeoutSeconds * 1000) };
+        return;
+      }
       sandbox.running = undefined;
       if (message.error) running.invocation.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
       else running.invocation.resolve(message.result);
@@ -286,10 +301,13 @@ async function loadHandler() {
   return fn;
 }
 
-parentPort.on('message', async ({ requestId, event, deadline }) => {
+parentPort.on('message', async ({ requestId, event, timeoutMs }) => {
   try {
     // A failed init is retried on the next invocation, as Lambda does.
     const fn = await (loaded ??= loadHandler().catch((error) => { loaded = undefined; throw error; }));
+    // The timeout counts from here: loading the function is its init phase.
+    const deadline = Date.now() + timeoutMs;
+    parentPort.postMessage({ requestId, started: true });
     const context = {
       awsRequestId: requestId,
       functionName: workerData.functionName,

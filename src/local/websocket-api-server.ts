@@ -216,6 +216,7 @@ export class WebSocketApiServer {
     if (socket.destroyed || !socket.writable || !socket.readable) {
       // `$connect` succeeded (it may have registered the connection), so `$disconnect` runs, as for any connection that ends.
       this.options.log(`connect    ${where} ${identity.connectionId} abandoned: the client left during $connect`);
+      socket.destroy(); // half-open otherwise: the HTTP server let go of it at the upgrade
       if (route?.integration) await this.runDisconnect(endpoint, identity, stage, { statusCode: 1006, reason: 'Connection closed abnormally' });
       return;
     }
