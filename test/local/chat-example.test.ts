@@ -38,8 +38,38 @@ async function registryRowsOf(userId: string, of: GatewayProcess = gateway): Pro
   return Items.filter((item) => item.userId?.S === userId).length;
 }
 
-test('the gateway prints one READY line with the stage URL', () => {
+test('the gateway prints one READY line with the stage URL and the API\'s name', () => {
   expect(gateway.urls).toEqual([expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/dev$/)]);
+  expect(gateway.output).toMatch(/^READY ws:\/\/127\.0\.0\.1:\d+\/dev {2}AuthwsChat\/\S+$/m);
+});
+
+test('a secret passed with --secret is never printed; the hint reads it from AUTHWS_SECRET', async () => {
+  // The hint follows the READY line.
+  while (!gateway.output.includes('Another user\'s token')) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(gateway.output).not.toContain(SECRET);
+  expect(gateway.output).toMatch(/Another user's token, with AUTHWS_SECRET set to your secret: .* token --sub bob/);
+});
+
+test('AUTHWS_SECRET sets the secret when --secret is absent, and is not printed either', async () => {
+  const fromEnvironment = await GatewayProcess.start(['--assembly', assembly], 1, { env: { AUTHWS_SECRET: 'secret-from-the-environment' } });
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('env-user').setExpirationTime('1h')
+    .sign(new TextEncoder().encode('secret-from-the-environment'));
+  const client = await TestClient.connect(fromEnvironment.urls[0], { headers: { Authorization: `Bearer ${token}` } });
+  expect(client.socket.readyState).toBe(client.socket.OPEN);
+  expect(fromEnvironment.output).not.toContain('secret-from-the-environment');
+  await client.close();
+  await fromEnvironment.stop();
+});
+
+test('a user id with a line break and terminal escapes is logged escaped, on one line', async () => {
+  const forged = 'eve\n00:00:00.000 connect    forged line\u001b[2J\u009b31m';
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(forged).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+  const client = await TestClient.connect(url, { headers: { Authorization: `Bearer ${token}` } });
+  while (!gateway.output.includes('user=eve')) await new Promise((resolve) => setTimeout(resolve, 20));
+  await client.close();
+  expect(gateway.output).toContain('user=eve\\u000a00:00:00.000 connect    forged line\\u001b[2J\\u009b31m');
+  expect(gateway.output).not.toMatch(/^00:00:00\.000 connect/m);
+  expect(gateway.output).not.toMatch(/[\u001b\u009b]/);
 });
 
 test('two users connect with tokens from `authws token`; a broadcast reaches both', async () => {
