@@ -4,6 +4,7 @@ import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from '.
 import { ConnectionLimits } from './connection';
 import { LambdaRunner } from './lambda-runner';
 import { LocalDynamoDb, startDynamoDb } from './local-dynamodb';
+import { LocalSqs, startSqs } from './local-sqs';
 import { sandboxSetup } from './sandbox-setup';
 import { LocalSecretsManager, startSecretsManager } from './secrets-manager';
 import { WebSocketApiServer } from './websocket-api-server';
@@ -11,8 +12,9 @@ import { WebSocketApiServer } from './websocket-api-server';
 /**
  * `authws local`: serves every WebSocket API of a cloud assembly on this machine. Each API gets a
  * port (the first one `port`, the next ones the ports after it, or free ports when `port` is 0);
- * tables live in an embedded DynamoDB and secrets in a local Secrets Manager, both reached by the
- * functions through `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
+ * tables live in an embedded DynamoDB, secrets in a local Secrets Manager and queues in a local SQS
+ * (whose event sources invoke their functions), all reached by the functions through
+ * `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
  */
 
 export interface GatewayOptions {
@@ -76,6 +78,7 @@ export class LocalGateway {
       // Only the functions, on this machine, use these two: they stay on the loopback whatever `host` is.
       gateway.dynamoDb = await startDynamoDb(assembly.tables, LOOPBACK);
       gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, LOOPBACK, log);
+      gateway.sqs = await startSqs(assembly.queues, assembly.eventSourceMappings, LOOPBACK, log);
       for (const [index, api] of assembly.apis.entries()) {
         gateway.servers.push(await WebSocketApiServer.listen({
           api,
@@ -89,6 +92,7 @@ export class LocalGateway {
       }
       // The functions' environment names the local endpoints, so the ports must be known first.
       gateway.startRunners();
+      gateway.sqs.startPolling((arn) => gateway.runners.get(arn));
     } catch (err) {
       await gateway.close();
       throw err;
@@ -101,6 +105,7 @@ export class LocalGateway {
   private readonly runners = new Map<string, LambdaRunner>();
   private dynamoDb: LocalDynamoDb | undefined;
   private secretsManager: LocalSecretsManager | undefined;
+  private sqs: LocalSqs | undefined;
 
   private constructor(
     readonly assembly: AssemblyModel,
@@ -121,6 +126,7 @@ export class LocalGateway {
   async close(): Promise<void> {
     await Promise.all(this.servers.map((server) => server.close()));
     await Promise.all([...this.runners.values()].map((runner) => runner.close()));
+    await this.sqs?.close();
     await this.dynamoDb?.close();
     await this.secretsManager?.close();
   }
@@ -137,7 +143,7 @@ export class LocalGateway {
       endpoints: localEndpoints,
     });
     for (const fn of this.assembly.functions.values()) {
-      const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints) };
+      const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints, this.sqs!.endpoint) };
       const runner = new LambdaRunner(localized, {
         environment: this.lambdaEnvironment(fn),
         log: this.log,
@@ -157,14 +163,7 @@ export class LocalGateway {
   }
 
   private functionsUsedByRoutes(): Set<string> {
-    const used = new Set<string>();
-    for (const api of this.assembly.apis) {
-      for (const route of api.routes.values()) {
-        if (route.integration?.type === 'AWS_PROXY') used.add(route.integration.functionArn);
-        if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
-      }
-    }
-    return used;
+    return functionsInUse(this.assembly);
   }
 
   /** What the Lambda service sets, plus the local endpoints and dummy credentials the AWS SDK reads. */
@@ -179,6 +178,7 @@ export class LocalGateway {
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_ENDPOINT_URL_DYNAMODB: this.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: this.secretsManagerEndpoint,
+      AWS_ENDPOINT_URL_SQS: this.sqs!.endpoint,
     };
   }
 }
@@ -193,6 +193,16 @@ export function escapeControlCharacters(text: string): string {
 
 /** A function a route or authorizer invokes whose asset folder is gone cannot run: say so before READY. */
 function checkAssets(assembly: AssemblyModel): void {
+  const used = functionsInUse(assembly);
+  const missing = [...used].map((arn) => assembly.functions.get(arn))
+    .filter((fn): fn is FunctionModel => fn?.codeDirectory !== undefined && !existsSync(fn.codeDirectory));
+  if (missing.length > 0) {
+    throw new Error(`The code of ${missing.map((fn) => `function ${fn.key} (${fn.codeDirectory})`).join(', ')} is missing from the assembly. Run \`npx cdk synth\` again.`);
+  }
+}
+
+/** The functions the gateway may invoke: route integrations, authorizers, SQS event sources. */
+function functionsInUse(assembly: AssemblyModel): Set<string> {
   const used = new Set<string>();
   for (const api of assembly.apis) {
     for (const route of api.routes.values()) {
@@ -200,11 +210,8 @@ function checkAssets(assembly: AssemblyModel): void {
       if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
     }
   }
-  const missing = [...used].map((arn) => assembly.functions.get(arn))
-    .filter((fn): fn is FunctionModel => fn?.codeDirectory !== undefined && !existsSync(fn.codeDirectory));
-  if (missing.length > 0) {
-    throw new Error(`The code of ${missing.map((fn) => `function ${fn.key} (${fn.codeDirectory})`).join(', ')} is missing from the assembly. Run \`npx cdk synth\` again.`);
-  }
+  for (const mapping of assembly.eventSourceMappings) used.add(mapping.functionArn);
+  return used;
 }
 
 /**
@@ -215,10 +222,12 @@ function checkAssets(assembly: AssemblyModel): void {
 export function localizeEndpoints(
   environment: Readonly<Record<string, string>>,
   endpoints: ReadonlyArray<{ apiId: string; host: string }>,
+  sqsEndpoint?: string,
 ): Record<string, string> {
   const localized: Record<string, string> = {};
   for (const [name, value] of Object.entries(environment)) {
-    let text = value;
+    // Queue URLs (`https://sqs.{region}.amazonaws.com/{account}/{name}`) name the local SQS.
+    let text = sqsEndpoint ? value.replace(/https:\/\/sqs\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?=\/)/g, sqsEndpoint) : value;
     for (const { apiId, host } of endpoints) {
       text = text.replace(new RegExp(`(https|wss)://${apiId}\\.execute-api\\.[a-z0-9-]+\\.amazonaws\\.com(?:\\.cn)?`, 'g'),
         (_whole, scheme: string) => `${scheme === 'wss' ? 'ws' : 'http'}://${host}`);

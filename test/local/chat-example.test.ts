@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { SignJWT } from 'jose';
-import { synthesizeChatExample } from './fixtures/chat-example';
+import { synthesizeChatExample, synthesizeQueuedChat } from './fixtures/chat-example';
 import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
 
@@ -160,5 +160,21 @@ describe('connection limits and shutdown', () => {
     expect(await client.closed).toEqual({ code: 1001, reason: 'Going away' });
     expect(await exitCode).toBe(0);
     expect(doomed.output).toMatch(/disconnect .* 1001/);
+  });
+});
+
+describe('FanOut.queue()', () => {
+  test('a broadcast goes through the local SQS queue to the fan-out workers and reaches every connection', async () => {
+    const queued = await GatewayProcess.start(['--assembly', synthesizeQueuedChat(), '--secret', SECRET]);
+    const connect = async (user: string) => TestClient.connect(queued.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, user)}` } });
+    const clients = await Promise.all(['ada', 'ben', 'cy', 'dee'].map(connect));
+    clients[0].send({ action: 'broadcast', message: 'through the queue' });
+    for (const client of clients) expect(await client.nextJson()).toEqual({ message: 'through the queue', sender: 'ada' });
+    // Three segments, three worker invocations, each counting what it delivered.
+    while ((queued.output.match(/"action":"worker"/g) ?? []).length < 3) await new Promise((resolve) => setTimeout(resolve, 50));
+    const delivered = [...queued.output.matchAll(/"action":"worker".*?"delivered":(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+    expect(delivered).toBe(4);
+    expect(queued.output).not.toMatch(/Invalid URL/);
+    await queued.stop();
   });
 });
