@@ -73,6 +73,21 @@ test('a request to the execute-api host of an API not served here fails loudly i
   expect(gateway.output).toMatch(/blocked a request to zz9plural9\.execute-api/);
 });
 
+test('messages sent to an SQS queue reach its event source in batches of at most its batch size; reported failures come back', async () => {
+  const client = await TestClient.connect(chatUrl);
+  client.send({ action: 'enqueue', count: 5, fail: 3 });
+  const received: Array<{ n: number; receiveCount: number; source: string }> = [];
+  while (received.length < 6) {
+    const { batch } = await client.nextJson();
+    expect(batch.length).toBeLessThanOrEqual(2);
+    received.push(...batch);
+  }
+  expect(received.map((job) => job.n).sort()).toEqual([0, 1, 2, 3, 3, 4]);
+  // Job 3 failed on its first receive, so SQS delivered it again after the visibility timeout.
+  expect(received.filter((job) => job.n === 3).map((job) => job.receiveCount)).toEqual([1, 2]);
+  expect(received.every((job) => job.source === 'aws:sqs')).toBe(true);
+});
+
 test('the second API serves its own routes, with a route response', async () => {
   const client = await TestClient.connect(echoUrl);
   client.send('anything');
