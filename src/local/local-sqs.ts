@@ -128,7 +128,13 @@ export async function startSqs(
 }
 
 /** One SQS request. Queues are named by the last segment of the QueueUrl (any host: the SDK may send the deployed one). */
-function serve(request: IncomingMessage, response: ServerResponse, text: string, byName: (name: string) => Queue | undefined, log: (line: string) => void): void {
+function serve(
+  request: IncomingMessage,
+  response: ServerResponse,
+  text: string,
+  byName: (name: string) => Queue | undefined,
+  log: (line: string) => void,
+): void {
   const reply = (statusCode: number, payload: Record<string, unknown>) => {
     const body = JSON.stringify(payload);
     response.writeHead(statusCode, { 'Content-Type': 'application/x-amz-json-1.0', 'Content-Length': Buffer.byteLength(body), 'x-amzn-RequestId': randomUUID() });
@@ -240,7 +246,8 @@ class Poller {
     let failed: Message[];
     try {
       const result = await this.runner.invoke(event) as { batchItemFailures?: Array<{ itemIdentifier?: unknown }> } | null;
-      const failedIds = new Set(mapping.reportBatchItemFailures ? (result?.batchItemFailures ?? []).map((failure) => String(failure.itemIdentifier)) : []);
+      const reported = mapping.reportBatchItemFailures ? result?.batchItemFailures ?? [] : [];
+      const failedIds = new Set(reported.map((failure) => String(failure.itemIdentifier)));
       failed = batch.filter((message) => failedIds.has(message.messageId));
     } catch (err) {
       this.log(`sqs: ${queue.model.queueName} -> ${this.runner.fn.logicalId} failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -461,8 +461,9 @@ export function watchFrameSizes(socket: Socket, tooBig: () => void): void {
 /** The length of a frame's header and payload, or undefined when `bytes` does not hold the whole header yet. */
 function frameHeader(bytes: Buffer): { headerLength: number; payloadLength: number } | undefined {
   if (bytes.length < 2) return undefined;
-  const masked = (bytes[1] & 0x80) !== 0;
-  const length7 = bytes[1] & 0x7f;
+  // The second byte: the mask bit (128), then a 7-bit length (126: 16-bit length follows; 127: 64-bit).
+  const masked = bytes[1] >= 0x80;
+  const length7 = bytes[1] % 0x80;
   const lengthBytes = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
   const headerLength = 2 + lengthBytes + (masked ? 4 : 0);
   if (bytes.length < headerLength) return undefined;
