@@ -77,14 +77,17 @@ test('messages sent to an SQS queue reach its event source in batches of at most
   const client = await TestClient.connect(chatUrl);
   client.send({ action: 'enqueue', count: 5, fail: 3 });
   const received: Array<{ n: number; receiveCount: number; source: string }> = [];
-  while (received.length < 6) {
+  const redelivered = () => received.some((job) => job.n === 3 && job.receiveCount >= 2);
+  // A slow (cold) invocation may outlast the 1 s visibility timeout, so SQS may deliver any job
+  // again: wait for every job and for job 3's second receive.
+  while (new Set(received.map((job) => job.n)).size < 5 || !redelivered()) {
     const { batch } = await client.nextJson();
     expect(batch.length).toBeLessThanOrEqual(2);
     received.push(...batch);
   }
-  expect(received.map((job) => job.n).sort()).toEqual([0, 1, 2, 3, 3, 4]);
+  expect([...new Set(received.map((job) => job.n))].sort()).toEqual([0, 1, 2, 3, 4]);
   // Job 3 failed on its first receive, so SQS delivered it again after the visibility timeout.
-  expect(received.filter((job) => job.n === 3).map((job) => job.receiveCount)).toEqual([1, 2]);
+  expect(received.filter((job) => job.n === 3).map((job) => job.receiveCount)[0]).toBe(1);
   expect(received.every((job) => job.source === 'aws:sqs')).toBe(true);
 });
 
