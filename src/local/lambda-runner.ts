@@ -46,6 +46,9 @@ export interface WorkerSetup {
 /** Sandboxes per function unless told otherwise: enough that one slow or flooded caller does not stall the rest. */
 export const DEFAULT_CONCURRENCY = 8;
 
+/** How long the line waits without any invocation finishing before another sandbox starts. */
+const SCALE_UP_DELAY_MS = 100;
+
 /** Lambda's limit on a function's init phase (loading its module). */
 const INIT_LIMIT_MS = 10_000;
 
@@ -70,8 +73,8 @@ interface Sandbox {
 
 /**
  * Runs a function as Lambda scales it: each invocation gets a sandbox of its own (an idle one,
- * warm, or a new one up to the concurrency), so a slow or timed-out invocation delays and kills
- * only itself. When every sandbox is busy, invocations wait in line per caller (the connection
+ * warm, or, after a short wait, a new one up to the concurrency), so a slow or timed-out
+ * invocation delays and kills only itself. When every sandbox is busy, invocations wait in line per caller (the connection
  * that sent the message) and callers take turns, so one client's flood does not queue everyone
  * else behind it.
  */
@@ -82,6 +85,9 @@ export class LambdaRunner {
   /** Waiting invocations by caller, callers in turn order. */
   private readonly waiting = new Map<string, Invocation[]>();
   private readonly concurrency: number;
+  private scaleUpTimer: NodeJS.Timeout | undefined;
+  /** When an invocation last finished (or a sandbox was added). */
+  private lastProgressAt = 0;
   private inlineDirectory: string | undefined;
   private closed = false;
 
@@ -122,6 +128,7 @@ export class LambdaRunner {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.scaleUpTimer);
     const stopped = new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down');
     for (const line of this.waiting.values()) for (const invocation of line) invocation.reject(stopped);
     this.waiting.clear();
@@ -139,11 +146,20 @@ export class LambdaRunner {
     if (this.inlineDirectory) rmSync(this.inlineDirectory, { recursive: true, force: true });
   }
 
-  /** Starts waiting invocations while sandboxes are free or may be added, callers taking turns. */
+  /**
+   * Starts waiting invocations on idle sandboxes, callers taking turns. When none is idle, a new
+   * sandbox starts (up to the concurrency) once no invocation has finished for SCALE_UP_DELAY_MS:
+   * a cold start costs far more CPU here than a quick invocation takes, so a stream of quick
+   * invocations is served by the warm sandboxes, while slow or hung ones get the rest of the line
+   * new sandboxes soon after.
+   */
   private dispatch(): void {
     while (!this.closed && this.waiting.size > 0) {
-      const sandbox = this.idle.pop() ?? (this.sandboxes.size < this.concurrency ? this.start() : undefined);
-      if (!sandbox) return;
+      const sandbox = this.idle.pop() ?? (this.sandboxes.size === 0 ? this.start() : undefined);
+      if (!sandbox) {
+        this.scheduleScaleUp();
+        return;
+      }
       const [caller, line] = this.waiting.entries().next().value as [string, Invocation[]];
       const invocation = line.shift()!;
       // The caller goes to the back of the turn order (or leaves it when it has nothing more waiting).
@@ -151,6 +167,22 @@ export class LambdaRunner {
       if (line.length > 0) this.waiting.set(caller, line);
       this.run(sandbox, invocation);
     }
+  }
+
+  private scheduleScaleUp(): void {
+    if (this.scaleUpTimer || this.sandboxes.size >= this.concurrency) return;
+    const wait = Math.max(10, this.lastProgressAt + SCALE_UP_DELAY_MS - Date.now());
+    this.scaleUpTimer = setTimeout(() => {
+      this.scaleUpTimer = undefined;
+      if (this.closed || this.waiting.size === 0 || this.sandboxes.size >= this.concurrency) return;
+      if (Date.now() - this.lastProgressAt >= SCALE_UP_DELAY_MS) {
+        this.lastProgressAt = Date.now(); // the new sandbox's cold start counts as progress
+        this.idle.push(this.start());
+        this.dispatch();
+      } else {
+        this.scheduleScaleUp();
+      }
+    }, wait);
   }
 
   private run(sandbox: Sandbox, invocation: Invocation): void {
@@ -219,6 +251,7 @@ export class LambdaRunner {
         return;
       }
       sandbox.running = undefined;
+      this.lastProgressAt = Date.now();
       if (message.error) running.invocation.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
       else running.invocation.resolve(message.result);
       if (this.sandboxes.has(sandbox)) {
