@@ -6,13 +6,13 @@ import { parseClaim, signToken } from './token';
 /**
  * The `authws` command:
  *   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
- *                [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 8]
+ *                [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 4]
  *   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]   (or AUTHWS_SECRET)
  */
 
 const USAGE = `Usage:
   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
-               [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 8]
+               [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 4]
       Serves every WebSocket API of a synthesized cloud assembly on this machine.
       --port 0 picks a free port. --secret (or the AUTHWS_SECRET variable) sets the value of every
       Secrets Manager secret (default: random, printed). --web serves a folder of static files

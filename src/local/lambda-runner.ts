@@ -43,8 +43,12 @@ export interface WorkerSetup {
   readonly data: unknown;
 }
 
-/** Sandboxes per function unless told otherwise: enough that one slow or flooded caller does not stall the rest. */
-export const DEFAULT_CONCURRENCY = 8;
+/**
+ * Sandboxes per function unless told otherwise: enough that a slow or hung invocation does not
+ * stall the rest, few enough that a burst does not spend the machine on cold starts (each sandbox
+ * holds its own copy of the function and the SDK, about 50 MB).
+ */
+export const DEFAULT_CONCURRENCY = 4;
 
 /** How long the line waits without any invocation finishing before another sandbox starts. */
 const SCALE_UP_DELAY_MS = 100;
