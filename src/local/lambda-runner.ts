@@ -111,11 +111,6 @@ export class LambdaRunner {
     return undefined;
   }
 
-  /** Sandboxes running now (busy or idle). */
-  get sandboxCount(): number {
-    return this.sandboxes.size;
-  }
-
   /** Invokes the function with `event` and resolves to what it returns; rejects with LambdaInvocationError. */
   invoke(event: unknown): Promise<unknown> {
     const reason = this.unsupportedReason;
