@@ -95,5 +95,5 @@ test('an action the local SQS does not serve is a clear error', async () => {
     body: JSON.stringify({ QueueUrl: `${sqs.endpoint}/000000000000/work` }),
   });
   expect(response.status).toBe(400);
-  expect((await response.json()).message).toMatch(/serves SendMessage, SendMessageBatch and GetQueueUrl, not PurgeQueue/);
+  expect(((await response.json()) as { message: string }).message).toMatch(/serves SendMessage, SendMessageBatch and GetQueueUrl, not PurgeQueue/);
 });
