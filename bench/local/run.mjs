@@ -151,7 +151,7 @@ async function startProcess(name, args) {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const text = readFileSync(log, 'utf8');
-    const ready = /^READY (\S+)$/m.exec(text);
+    const ready = /^READY (\S+)/m.exec(text);
     if (ready) return { child, url: ready[1], log };
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} before it was ready:\n${text}`);
     await sleep(100);

@@ -26,6 +26,8 @@ export interface FunctionModel {
   readonly inlineCode?: string;
   readonly timeoutSeconds: number;
   readonly memorySize: number;
+  /** `ReservedConcurrentExecutions`: the most invocations that run at once, when set. */
+  readonly reservedConcurrency?: number;
   /** Variables as strings; API endpoints still name the deployed host (the gateway localizes them). */
   readonly environment: Readonly<Record<string, string>>;
   /** Why a variable could not be resolved, one line each. */
@@ -37,6 +39,32 @@ export interface TableModel {
   readonly tableName: string;
   /** A DynamoDB CreateTable request for the table's keys and indexes. */
   readonly createTable: Record<string, unknown>;
+}
+
+/** An SQS queue: its names as CloudFormation gives them (the URL names the deployed host until localized). */
+export interface QueueModel {
+  readonly logicalId: string;
+  readonly queueName: string;
+  readonly arn: string;
+  /** `https://sqs.{region}.amazonaws.com/{account}/{name}`, what `Ref` gives. */
+  readonly url: string;
+  readonly visibilityTimeoutSeconds: number;
+  /** `RedrivePolicy`: where a message goes after `maxReceiveCount` receives. */
+  readonly deadLetterQueueArn?: string;
+  readonly maxReceiveCount?: number;
+}
+
+/** An event source mapping from an SQS queue to a function (`AWS::Lambda::EventSourceMapping`). */
+export interface EventSourceMappingModel {
+  readonly logicalId: string;
+  readonly queueArn: string;
+  readonly functionArn: string;
+  /** @default 10 */
+  readonly batchSize: number;
+  /** `FunctionResponseTypes: [ReportBatchItemFailures]`: the function answers `{ batchItemFailures }`. */
+  readonly reportBatchItemFailures: boolean;
+  /** `ScalingConfig.MaximumConcurrency`: the most invocations at once. */
+  readonly maximumConcurrency?: number;
 }
 
 export interface SecretModel {
@@ -103,6 +131,9 @@ export interface AssemblyModel {
   readonly functions: ReadonlyMap<string, FunctionModel>;
   readonly tables: readonly TableModel[];
   readonly secrets: readonly SecretModel[];
+  readonly queues: readonly QueueModel[];
+  /** SQS event sources (other kinds are reported in `warnings`). */
+  readonly eventSourceMappings: readonly EventSourceMappingModel[];
   /** Things the gateway cannot reproduce, for the startup log. */
   readonly warnings: readonly string[];
 }
@@ -144,6 +175,8 @@ export function loadAssembly(directory: string): AssemblyModel {
   const functions = new Map<string, FunctionModel>();
   const tables: TableModel[] = [];
   const secrets: SecretModel[] = [];
+  const queues: QueueModel[] = [];
+  const eventSourceMappings: EventSourceMappingModel[] = [];
   const warnings: string[] = [];
   for (const stack of stacks) {
     const model = new StackReader(stack);
@@ -151,13 +184,15 @@ export function loadAssembly(directory: string): AssemblyModel {
     for (const fn of model.functions()) functions.set(fn.arn, fn);
     tables.push(...model.tables());
     secrets.push(...model.secrets());
+    queues.push(...model.queues());
+    eventSourceMappings.push(...model.eventSourceMappings());
     warnings.push(...model.warnings);
   }
-  return { directory: root, apis, functions, tables, secrets, warnings };
+  return { directory: root, apis, functions, tables, secrets, queues, eventSourceMappings, warnings };
 }
 
 function readStacks(directory: string): StackArtifact[] {
-  const manifest = JSON.parse(readFileSync(join(directory, 'manifest.json'), 'utf8')) as {
+  const manifest = readJson(join(directory, 'manifest.json')) as {
     artifacts?: Record<string, { type: string; environment?: string; properties?: Record<string, unknown>; dependencies?: string[] }>;
   };
   const artifacts = manifest.artifacts ?? {};
@@ -170,7 +205,7 @@ function readStacks(directory: string): StackArtifact[] {
       stacks.push({
         stackName: String(properties.stackName ?? artifactId),
         directory,
-        template: JSON.parse(readFileSync(join(directory, templateFile), 'utf8')) as Template,
+        template: readJson(join(directory, templateFile)) as Template,
         region: region && !region.startsWith('unknown-') ? region : DEFAULT_REGION,
         accountId: account && !account.startsWith('unknown-') ? account : DEFAULT_ACCOUNT,
         assetPaths: assetPaths(directory, (artifact.dependencies ?? []).map((id) => artifacts[id])),
@@ -183,6 +218,21 @@ function readStacks(directory: string): StackArtifact[] {
   return stacks;
 }
 
+/** A file of the assembly as JSON; a missing or malformed file is an error naming it. */
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`Cannot read ${file} of the cloud assembly: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Run \`npx cdk synth\` again.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} of the cloud assembly is not valid JSON (${err instanceof Error ? err.message : String(err)}). Run \`npx cdk synth\` again.`);
+  }
+}
+
 /**
  * Where each file asset of a stack was staged, by its S3 object key. The template's
  * `aws:asset:path` metadata says the same, but only the CDK CLI asks for that metadata: an
@@ -192,7 +242,7 @@ function assetPaths(directory: string, dependencies: Array<{ type: string; prope
   const paths = new Map<string, string>();
   for (const dependency of dependencies) {
     if (dependency?.type !== 'cdk:asset-manifest' || typeof dependency.properties?.file !== 'string') continue;
-    const manifest = JSON.parse(readFileSync(join(directory, dependency.properties.file), 'utf8')) as {
+    const manifest = readJson(join(directory, dependency.properties.file)) as {
       files?: Record<string, { source?: { path?: string }; destinations?: Record<string, { objectKey?: string }> }>;
     };
     for (const file of Object.values(manifest.files ?? {})) {
@@ -242,6 +292,7 @@ class StackReader implements ResolutionContext {
       case 'AWS::DynamoDB::GlobalTable': return this.tableName(logicalId);
       case 'AWS::SecretsManager::Secret': return this.secret(logicalId).arn;
       case 'AWS::Lambda::Function': return this.functionName(logicalId);
+      case 'AWS::SQS::Queue': return this.queueUrl(logicalId);
       case 'AWS::Lambda::Alias': return `${this.functionArnOf(resource.Properties?.FunctionName)}:${this.literal(resource.Properties?.Name) ?? logicalId}`;
       case 'AWS::Lambda::Version': return `${this.functionArnOf(resource.Properties?.FunctionName)}:1`;
       default: return logicalId; // CloudFormation physical ids are opaque strings; the logical id stands in
@@ -260,6 +311,9 @@ class StackReader implements ResolutionContext {
       case 'AWS::ApiGatewayV2::Api.ApiId': return this.apiId(logicalId);
       case 'AWS::ApiGatewayV2::Api.ApiEndpoint': return `wss://${this.apiId(logicalId)}.execute-api.${region}.amazonaws.com`;
       case 'AWS::SecretsManager::Secret.Id': return this.secret(logicalId).arn;
+      case 'AWS::SQS::Queue.Arn': return `arn:aws:sqs:${region}:${accountId}:${this.queueName(logicalId)}`;
+      case 'AWS::SQS::Queue.QueueName': return this.queueName(logicalId);
+      case 'AWS::SQS::Queue.QueueUrl': return this.queueUrl(logicalId);
       default:
         if (attribute === 'Arn') {
           const service = resource.Type.split('::')[1]?.toLowerCase() ?? 'unknown';
@@ -273,6 +327,9 @@ class StackReader implements ResolutionContext {
     const apis: WebSocketApiModel[] = [];
     for (const [logicalId, resource] of this.ofType('AWS::ApiGatewayV2::Api')) {
       const props = resource.Properties ?? {};
+      if (props.ProtocolType === 'HTTP') {
+        this.warnings.push(`HTTP API ${this.stack.stackName}/${logicalId} (${this.literal(props.Name) ?? logicalId}) is not served: authws local serves WebSocket APIs only.`);
+      }
       if (props.ProtocolType !== 'WEBSOCKET') continue;
       const apiId = this.apiId(logicalId);
       const stages = this.stagesOf(apiId);
@@ -292,6 +349,9 @@ class StackReader implements ResolutionContext {
         routes: this.routesOf(apiId, `${this.stack.stackName}/${logicalId}`),
         stages,
       });
+    }
+    for (const [logicalId, resource] of this.ofType('AWS::ApiGateway::RestApi')) {
+      this.warnings.push(`REST API ${this.stack.stackName}/${logicalId} (${this.literal(resource.Properties?.Name) ?? logicalId}) is not served: authws local serves WebSocket APIs only.`);
     }
     return apis;
   }
@@ -333,6 +393,55 @@ class StackReader implements ResolutionContext {
 
   secrets(): SecretModel[] {
     return [...this.ofType('AWS::SecretsManager::Secret')].map(([logicalId]) => this.secret(logicalId));
+  }
+
+  queues(): QueueModel[] {
+    return [...this.ofType('AWS::SQS::Queue')].map(([logicalId, resource]) => {
+      const props = resource.Properties ?? {};
+      const redrive = this.tryResolve(props.RedrivePolicy) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } | undefined;
+      return {
+        logicalId,
+        queueName: this.queueName(logicalId),
+        arn: this.getAtt(logicalId, 'Arn')!,
+        url: this.queueUrl(logicalId),
+        visibilityTimeoutSeconds: Number(this.literal(props.VisibilityTimeout) ?? 30),
+        deadLetterQueueArn: typeof redrive?.deadLetterTargetArn === 'string' ? redrive.deadLetterTargetArn : undefined,
+        maxReceiveCount: redrive?.maxReceiveCount === undefined ? undefined : Number(redrive.maxReceiveCount),
+      };
+    });
+  }
+
+  eventSourceMappings(): EventSourceMappingModel[] {
+    const mappings: EventSourceMappingModel[] = [];
+    for (const [logicalId, resource] of this.ofType('AWS::Lambda::EventSourceMapping')) {
+      const props = resource.Properties ?? {};
+      const source = this.literal(props.EventSourceArn) ?? '';
+      if (!source.startsWith('arn:aws:sqs:')) {
+        this.warnings.push(`event source mapping ${this.stack.stackName}/${logicalId} (${source || 'an unresolved source'}) is not run locally: only SQS event sources are.`);
+        continue;
+      }
+      if (this.literal(props.Enabled) === 'false') continue;
+      const scaling = this.tryResolve(props.ScalingConfig) as { MaximumConcurrency?: unknown } | undefined;
+      const responseTypes = (this.tryResolve(props.FunctionResponseTypes) as unknown[] | undefined) ?? [];
+      mappings.push({
+        logicalId,
+        queueArn: source,
+        functionArn: this.functionArnOf(props.FunctionName),
+        batchSize: Number(this.literal(props.BatchSize) ?? 10),
+        reportBatchItemFailures: responseTypes.includes('ReportBatchItemFailures'),
+        maximumConcurrency: scaling?.MaximumConcurrency === undefined ? undefined : Number(scaling.MaximumConcurrency),
+      });
+    }
+    return mappings;
+  }
+
+  private queueName(logicalId: string): string {
+    const fifo = this.literal(this.resources[logicalId]?.Properties?.FifoQueue) === 'true';
+    return this.literal(this.resources[logicalId]?.Properties?.QueueName) ?? `${this.stack.stackName}-${logicalId}${fifo ? '.fifo' : ''}`;
+  }
+
+  private queueUrl(logicalId: string): string {
+    return `https://sqs.${this.stack.region}.amazonaws.com/${this.stack.accountId}/${this.queueName(logicalId)}`;
   }
 
   private *ofType(type: string): Iterable<[string, Resource]> {
@@ -484,6 +593,7 @@ class StackReader implements ResolutionContext {
       inlineCode: typeof code.ZipFile === 'string' ? code.ZipFile : this.literal(code.ZipFile),
       timeoutSeconds: Number(this.literal(props.Timeout) ?? 3),
       memorySize: Number(this.literal(props.MemorySize) ?? 128),
+      reservedConcurrency: props.ReservedConcurrentExecutions === undefined ? undefined : Number(this.literal(props.ReservedConcurrentExecutions)),
       environment,
       unresolved,
     };

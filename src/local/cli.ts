@@ -6,20 +6,25 @@ import { parseClaim, signToken } from './token';
 /**
  * The `authws` command:
  *   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
- *                [--idle-timeout 10m] [--max-lifetime 2h]
- *   authws token --secret VALUE --sub USER [--ttl 1h] [--claim key=value ...]
+ *                [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 4]
+ *   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]   (or AUTHWS_SECRET)
  */
 
 const USAGE = `Usage:
   authws local [--assembly cdk.out] [--host 127.0.0.1] [--port 3001] [--secret VALUE] [--web DIR]
-               [--idle-timeout 10m] [--max-lifetime 2h]
+               [--idle-timeout 10m] [--max-lifetime 2h] [--concurrency 4]
       Serves every WebSocket API of a synthesized cloud assembly on this machine.
-      --port 0 picks a free port. --secret sets the value of every Secrets Manager secret
-      (default: random, printed). --web serves a folder of static files (a browser client) at /.
+      --port 0 picks a free port. --secret (or the AUTHWS_SECRET variable) sets the value of every
+      Secrets Manager secret (default: random, printed). --web serves a folder of static files
+      (a browser client) at /. --concurrency caps the sandboxes (worker threads) each function runs at once.
 
-  authws token --secret VALUE --sub USER [--ttl 1h] [--claim key=value ...]
-      Prints an HS256 token signed with VALUE, for a gateway started with the same --secret.
+  authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]
+      Prints an HS256 token signed with VALUE (default: the AUTHWS_SECRET variable), for a gateway
+      started with the same secret.
 `;
+
+/** Where both commands read the secret when --secret is absent, so it stays out of shell history and `ps`. */
+const SECRET_VARIABLE = 'AUTHWS_SECRET';
 
 type Flags = Map<string, string[]>;
 
@@ -52,28 +57,38 @@ function single(flags: Flags, name: string): string | undefined {
 }
 
 async function local(argv: readonly string[]): Promise<void> {
-  const flags = parseFlags(argv, ['assembly', 'host', 'port', 'secret', 'web', 'idle-timeout', 'max-lifetime']);
+  const flags = parseFlags(argv, ['assembly', 'host', 'port', 'secret', 'web', 'idle-timeout', 'max-lifetime', 'concurrency']);
+  const concurrencyFlag = single(flags, 'concurrency');
+  const concurrency = concurrencyFlag === undefined ? undefined : Number(concurrencyFlag);
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+    throw new UsageError(`--concurrency ${concurrencyFlag}: use a whole number of sandboxes per function, at least 1`);
+  }
   const port = Number(single(flags, 'port') ?? 3001);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${single(flags, 'port')}: use a port number, or 0 for a free one`);
   const idle = single(flags, 'idle-timeout');
   const lifetime = single(flags, 'max-lifetime');
   const web = single(flags, 'web');
+  const secret = single(flags, 'secret') ?? (process.env[SECRET_VARIABLE] || undefined);
+  const secretOrigin = single(flags, 'secret') !== undefined ? 'flag' : secret !== undefined ? 'environment' : 'random';
   const gateway = await LocalGateway.start({
     assemblyDirectory: single(flags, 'assembly') ?? 'cdk.out',
     host: single(flags, 'host'),
     port,
-    secret: single(flags, 'secret'),
+    secret,
     idleTimeoutMs: idle === undefined ? undefined : parseDuration(idle, '--idle-timeout'),
     maxLifetimeMs: lifetime === undefined ? undefined : parseDuration(lifetime, '--max-lifetime'),
     webDirectory: web === undefined ? undefined : resolve(web),
+    concurrency,
     log: (line) => console.log(`${new Date().toISOString().slice(11, 23)} ${line}`),
   });
 
-  if (single(flags, 'secret') === undefined) console.log(`Secrets Manager secrets have the value: ${gateway.secret}  (set it with --secret)`);
+  // A secret the user chose is never printed (terminals are shared, scrolled back and recorded); a random one must be, to be usable.
+  if (secretOrigin === 'random') console.log(`Secrets Manager secrets have the value: ${gateway.secret}  (set it with --secret or ${SECRET_VARIABLE})`);
   const tables = gateway.assembly.tables.map((table) => table.tableName).join(', ');
   if (tables) console.log(`DynamoDB (in memory) at ${gateway.dynamoDbEndpoint}: ${tables}`);
-  for (const stage of gateway.stages) console.log(`READY ${stage.url}`);
-  await printHowToConnect(gateway, web !== undefined);
+  // One line per served stage, naming its API: with several APIs, the URLs alone do not say which is which.
+  for (const stage of gateway.stages) console.log(`READY ${stage.url}  ${stage.api.stackName}/${stage.api.name}`);
+  await printHowToConnect(gateway, web !== undefined, secretOrigin === 'random');
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -88,7 +103,7 @@ async function local(argv: readonly string[]): Promise<void> {
 }
 
 /** With one API whose `$connect` takes a token, a ready-to-paste wscat command (and a page, with --web). */
-async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Promise<void> {
+async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean, randomSecret: boolean): Promise<void> {
   if (gateway.stages.length !== 1 || gateway.assembly.secrets.length === 0) return;
   const [{ api, url }] = gateway.stages;
   const authorizer = api.routes.get('$connect')?.authorizer;
@@ -111,7 +126,8 @@ async function printHowToConnect(gateway: LocalGateway, servesWeb: boolean): Pro
   console.log('Connect as alice (token valid 1 hour):');
   console.log(`  ${command}`);
   console.log('then send: {"action":"broadcast","message":"Hello everyone"}');
-  console.log(`Another user's token: ${selfCommand()} token --secret '${gateway.secret}' --sub bob`);
+  if (randomSecret) console.log(`Another user's token: ${selfCommand()} token --secret '${gateway.secret}' --sub bob`);
+  else console.log(`Another user's token, with ${SECRET_VARIABLE} set to your secret: ${selfCommand()} token --sub bob`);
   if (servesWeb && (query || subprotocol)) {
     const page = new URL(url.replace(/^ws/, 'http'));
     console.log(`Browser page: http://${page.host}/?stage=${encodeURIComponent(page.pathname.slice(1))}&token=${token}`);
@@ -128,9 +144,9 @@ function selfCommand(): string {
 
 async function printToken(argv: readonly string[]): Promise<void> {
   const flags = parseFlags(argv, ['secret', 'sub', 'ttl', 'claim']);
-  const secret = single(flags, 'secret');
+  const secret = single(flags, 'secret') ?? process.env[SECRET_VARIABLE];
   const subject = single(flags, 'sub');
-  if (!secret || !subject) throw new UsageError('authws token needs --secret and --sub');
+  if (!secret || !subject) throw new UsageError(`authws token needs --sub, and --secret or ${SECRET_VARIABLE}`);
   const ttlMs = parseDuration(single(flags, 'ttl') ?? '1h', '--ttl');
   const claims = Object.fromEntries((flags.get('claim') ?? []).map(parseClaim));
   console.log(await signToken({ secret, subject, ttlSeconds: Math.max(1, Math.round(ttlMs / 1000)), claims }));

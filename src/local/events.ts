@@ -83,7 +83,12 @@ export function handshakeRequest(request: IncomingMessage, url: URL, sourceIp: s
     const name = request.rawHeaders[i];
     (multiValueHeaders[name] ??= []).push(request.rawHeaders[i + 1]);
   }
-  const forwarded = { 'X-Forwarded-For': [sourceIp], 'X-Forwarded-Port': [String(request.socket.localPort ?? '')], 'X-Forwarded-Proto': ['http'] };
+  const forwarded = {
+    'X-Amzn-Trace-Id': [traceId()],
+    'X-Forwarded-For': [sourceIp],
+    'X-Forwarded-Port': [String(request.socket.localPort ?? '')],
+    'X-Forwarded-Proto': ['http'],
+  };
   for (const [name, values] of Object.entries(forwarded)) {
     if (!findHeaderName(multiValueHeaders, name)) multiValueHeaders[name] = values;
   }
@@ -97,6 +102,11 @@ export function handshakeRequest(request: IncomingMessage, url: URL, sourceIp: s
     Object.entries(multiValueQueryStringParameters).map(([name, values]) => [name, values[values.length - 1]]),
   );
   return { headers, multiValueHeaders, queryStringParameters, multiValueQueryStringParameters };
+}
+
+/** An X-Ray trace header as API Gateway's front end adds it: `Root=1-{epoch seconds, hex}-{96 random bits, hex}`. */
+export function traceId(): string {
+  return `Root=1-${Math.floor(Date.now() / 1000).toString(16).padStart(8, '0')}-${randomBytes(12).toString('hex')}`;
 }
 
 /** The `$disconnect` headers: API Gateway sends a few fixed ones, not the client's. */

@@ -1,16 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from './assembly';
 import { ConnectionLimits } from './connection';
 import { LambdaRunner } from './lambda-runner';
 import { LocalDynamoDb, startDynamoDb } from './local-dynamodb';
+import { LocalSqs, startSqs } from './local-sqs';
+import { sandboxSetup } from './sandbox-setup';
 import { LocalSecretsManager, startSecretsManager } from './secrets-manager';
 import { WebSocketApiServer } from './websocket-api-server';
 
 /**
  * `authws local`: serves every WebSocket API of a cloud assembly on this machine. Each API gets a
  * port (the first one `port`, the next ones the ports after it, or free ports when `port` is 0);
- * tables live in an embedded DynamoDB and secrets in a local Secrets Manager, both reached by the
- * functions through `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
+ * tables live in an embedded DynamoDB, secrets in a local Secrets Manager and queues in a local SQS
+ * (whose event sources invoke their functions), all reached by the functions through
+ * `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
  */
 
 export interface GatewayOptions {
@@ -21,10 +25,21 @@ export interface GatewayOptions {
   readonly secret?: string;
   readonly idleTimeoutMs?: number;
   readonly maxLifetimeMs?: number;
+  /**
+   * Where the functions' provided packages (the AWS SDK v3, which Lambda's runtime provides) are
+   * looked up, besides the assembly's folder: this folder's `node_modules` and its parents'.
+   * @default process.cwd()
+   */
+  readonly projectDirectory?: string;
+  /** The most sandboxes each function runs at once (its reserved concurrency, when lower, wins). @default DEFAULT_CONCURRENCY */
+  readonly concurrency?: number;
   /** A folder of static files (a browser client) served at `/` of every API's port. */
   readonly webDirectory?: string;
   readonly log?: (line: string) => void;
 }
+
+/** Where the services only the functions use listen (the embedded DynamoDB, Secrets Manager, SQS). */
+export const LOOPBACK = '127.0.0.1';
 
 /** What API Gateway enforces and cannot be changed there: 10 minutes idle, 2 hours in all. */
 export const DEFAULT_LIMITS: ConnectionLimits = { idleTimeoutMs: 10 * 60_000, maxLifetimeMs: 2 * 60 * 60_000 };
@@ -40,24 +55,30 @@ export interface ServedStage {
 
 export class LocalGateway {
   static async start(options: GatewayOptions): Promise<LocalGateway> {
-    const log = options.log ?? ((line: string) => console.log(line));
+    const sink = options.log ?? ((line: string) => console.log(line));
+    // Log lines carry what clients choose (user ids, connection ids in @connections paths, close
+    // reasons) and what functions print: one line stays one line, and no escape sequence reaches the terminal.
+    const log = (line: string) => sink(escapeControlCharacters(line));
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 3001;
     const assembly = loadAssembly(options.assemblyDirectory);
+    for (const warning of assembly.warnings) log(`warning: ${warning}`);
     if (assembly.apis.length === 0) {
       throw new Error(`The assembly at ${assembly.directory} has no WebSocket API (AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET and a stage).`);
     }
-    for (const warning of assembly.warnings) log(`warning: ${warning}`);
+    checkAssets(assembly);
     const secret = options.secret ?? randomBytes(24).toString('base64url');
     const limits: ConnectionLimits = {
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_LIMITS.idleTimeoutMs,
       maxLifetimeMs: options.maxLifetimeMs ?? DEFAULT_LIMITS.maxLifetimeMs,
     };
 
-    const gateway = new LocalGateway(assembly, secret, log);
+    const gateway = new LocalGateway(assembly, secret, log, options);
     try {
-      gateway.dynamoDb = await startDynamoDb(assembly.tables, host);
-      gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, host, log);
+      // Only the functions, on this machine, use these two: they stay on the loopback whatever `host` is.
+      gateway.dynamoDb = await startDynamoDb(assembly.tables, LOOPBACK);
+      gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, LOOPBACK, log);
+      gateway.sqs = await startSqs(assembly.queues, assembly.eventSourceMappings, LOOPBACK, log);
       for (const [index, api] of assembly.apis.entries()) {
         gateway.servers.push(await WebSocketApiServer.listen({
           api,
@@ -71,6 +92,7 @@ export class LocalGateway {
       }
       // The functions' environment names the local endpoints, so the ports must be known first.
       gateway.startRunners();
+      gateway.sqs.startPolling((arn) => gateway.runners.get(arn));
     } catch (err) {
       await gateway.close();
       throw err;
@@ -83,8 +105,14 @@ export class LocalGateway {
   private readonly runners = new Map<string, LambdaRunner>();
   private dynamoDb: LocalDynamoDb | undefined;
   private secretsManager: LocalSecretsManager | undefined;
+  private sqs: LocalSqs | undefined;
 
-  private constructor(readonly assembly: AssemblyModel, readonly secret: string, private readonly log: (line: string) => void) {}
+  private constructor(
+    readonly assembly: AssemblyModel,
+    readonly secret: string,
+    private readonly log: (line: string) => void,
+    private readonly options: GatewayOptions,
+  ) {}
 
   get dynamoDbEndpoint(): string {
     return this.dynamoDb!.endpoint;
@@ -98,6 +126,7 @@ export class LocalGateway {
   async close(): Promise<void> {
     await Promise.all(this.servers.map((server) => server.close()));
     await Promise.all([...this.runners.values()].map((runner) => runner.close()));
+    await this.sqs?.close();
     await this.dynamoDb?.close();
     await this.secretsManager?.close();
   }
@@ -109,9 +138,18 @@ export class LocalGateway {
     const localEndpoints = this.servers.map((server) => ({ apiId: server.api.apiId, host: new URL(server.urls()[0].url).host }));
     const usedFunctions = this.functionsUsedByRoutes();
     const newerRuntimes = new Set<string>();
+    const workerSetup = sandboxSetup({
+      searchRoots: [this.options.projectDirectory ?? process.cwd(), this.assembly.directory],
+      endpoints: localEndpoints,
+    });
     for (const fn of this.assembly.functions.values()) {
-      const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints) };
-      const runner = new LambdaRunner(localized, { environment: this.lambdaEnvironment(fn), log: this.log });
+      const localized = { ...fn, environment: localizeEndpoints(fn.environment, localEndpoints, this.sqs!.endpoint) };
+      const runner = new LambdaRunner(localized, {
+        environment: this.lambdaEnvironment(fn),
+        log: this.log,
+        concurrency: this.options.concurrency,
+        workerSetup,
+      });
       this.runners.set(fn.arn, runner);
       if (!usedFunctions.has(fn.arn)) continue;
       if (runner.unsupportedReason) this.log(`warning: ${runner.unsupportedReason}; routes using it fail`);
@@ -125,14 +163,7 @@ export class LocalGateway {
   }
 
   private functionsUsedByRoutes(): Set<string> {
-    const used = new Set<string>();
-    for (const api of this.assembly.apis) {
-      for (const route of api.routes.values()) {
-        if (route.integration?.type === 'AWS_PROXY') used.add(route.integration.functionArn);
-        if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
-      }
-    }
-    return used;
+    return functionsInUse(this.assembly);
   }
 
   /** What the Lambda service sets, plus the local endpoints and dummy credentials the AWS SDK reads. */
@@ -147,8 +178,40 @@ export class LocalGateway {
       AWS_EC2_METADATA_DISABLED: 'true',
       AWS_ENDPOINT_URL_DYNAMODB: this.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: this.secretsManagerEndpoint,
+      AWS_ENDPOINT_URL_SQS: this.sqs!.endpoint,
     };
   }
+}
+
+/**
+ * Control characters (C0, DEL, C1, which holds the 8-bit CSI) and Unicode line separators as
+ * `\\u001b`-style escapes.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A function a route or authorizer invokes whose asset folder is gone cannot run: say so before READY. */
+function checkAssets(assembly: AssemblyModel): void {
+  const used = functionsInUse(assembly);
+  const missing = [...used].map((arn) => assembly.functions.get(arn))
+    .filter((fn): fn is FunctionModel => fn?.codeDirectory !== undefined && !existsSync(fn.codeDirectory));
+  if (missing.length > 0) {
+    throw new Error(`The code of ${missing.map((fn) => `function ${fn.key} (${fn.codeDirectory})`).join(', ')} is missing from the assembly. Run \`npx cdk synth\` again.`);
+  }
+}
+
+/** The functions the gateway may invoke: route integrations, authorizers, SQS event sources. */
+function functionsInUse(assembly: AssemblyModel): Set<string> {
+  const used = new Set<string>();
+  for (const api of assembly.apis) {
+    for (const route of api.routes.values()) {
+      if (route.integration?.type === 'AWS_PROXY') used.add(route.integration.functionArn);
+      if (route.authorizer?.functionArn) used.add(route.authorizer.functionArn);
+    }
+  }
+  for (const mapping of assembly.eventSourceMappings) used.add(mapping.functionArn);
+  return used;
 }
 
 /**
@@ -159,10 +222,12 @@ export class LocalGateway {
 export function localizeEndpoints(
   environment: Readonly<Record<string, string>>,
   endpoints: ReadonlyArray<{ apiId: string; host: string }>,
+  sqsEndpoint?: string,
 ): Record<string, string> {
   const localized: Record<string, string> = {};
   for (const [name, value] of Object.entries(environment)) {
-    let text = value;
+    // Queue URLs (`https://sqs.{region}.amazonaws.com/{account}/{name}`) name the local SQS.
+    let text = sqsEndpoint ? value.replace(/https:\/\/sqs\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?=\/)/g, sqsEndpoint) : value;
     for (const { apiId, host } of endpoints) {
       text = text.replace(new RegExp(`(https|wss)://${apiId}\\.execute-api\\.[a-z0-9-]+\\.amazonaws\\.com(?:\\.cn)?`, 'g'),
         (_whole, scheme: string) => `${scheme === 'wss' ? 'ws' : 'http'}://${host}`);

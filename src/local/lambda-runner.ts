@@ -7,10 +7,10 @@ import { Worker } from 'node:worker_threads';
 import type { FunctionModel } from './assembly';
 
 /**
- * Runs a Lambda function's synthesized code, unchanged, in its own worker thread: the worker has
- * the function's own `process.env` (what the template sets, plus what the Lambda runtime sets),
- * and its module scope lives between invocations like a warm container, so caches behave as they
- * do in Lambda.
+ * Runs a Lambda function's synthesized code, unchanged, in worker threads (its sandboxes): each
+ * has the function's own `process.env` (what the template sets, plus what the Lambda runtime
+ * sets), and its module scope lives between invocations like a warm container, so caches behave
+ * as they do in Lambda.
  */
 
 /** The function failed, as Lambda reports it: `errorType` and `errorMessage`. */
@@ -26,24 +26,79 @@ export interface LambdaRunnerOptions {
   readonly environment: Readonly<Record<string, string>>;
   /** Where the function's console output goes, one line at a time. */
   readonly log: (line: string) => void;
+  /**
+   * The most sandboxes (worker threads) the function runs at once; the function's reserved
+   * concurrency, when lower, wins. @default DEFAULT_CONCURRENCY
+   */
+  readonly concurrency?: number;
+  /** Extra `execArgv` and environment for the workers (the module resolution of provided packages, say). */
+  readonly workerSetup?: WorkerSetup;
 }
+
+/** What every sandbox of a function is started with, beyond the function's own settings. */
+export interface WorkerSetup {
+  /** Code run in the worker before the function's module loads (plain JavaScript, CommonJS). */
+  readonly preamble: string;
+  /** Data the preamble reads as `workerData.setup`. */
+  readonly data: unknown;
+}
+
+/**
+ * Sandboxes per function unless told otherwise: enough that a slow or hung invocation does not
+ * stall the rest, few enough that a burst does not spend the machine on cold starts (each sandbox
+ * holds its own copy of the function and the SDK, about 50 MB).
+ */
+export const DEFAULT_CONCURRENCY = 4;
+
+/** How long the line waits without any invocation finishing before another sandbox starts. */
+const SCALE_UP_DELAY_MS = 100;
+
+/** Lambda's limit on a function's init phase (loading its module). */
+const INIT_LIMIT_MS = 10_000;
 
 /** Node.js runtimes Lambda offers (`nodejs18.x`, `nodejs22.x`, ...). */
 const NODE_RUNTIME = /^nodejs\d+\.x$/;
 
-interface Pending {
-  readonly timer: NodeJS.Timeout;
+/** An invocation waiting for a sandbox, or running in one. */
+interface Invocation {
+  readonly requestId: string;
+  readonly event: unknown;
   resolve(value: unknown): void;
   reject(error: Error): void;
 }
 
+/** One worker thread: one invocation at a time, its module scope kept between invocations. */
+interface Sandbox {
+  readonly worker: Worker;
+  /** The function's module has loaded (the init phase is over). */
+  initialized?: boolean;
+  running?: { readonly invocation: Invocation; readonly timer: NodeJS.Timeout };
+}
+
+/**
+ * Runs a function as Lambda scales it: each invocation gets a sandbox of its own (an idle one,
+ * warm, or, after a short wait, a new one up to the concurrency), so a slow or timed-out
+ * invocation delays and kills only itself. When every sandbox is busy, invocations wait in line per caller (the connection
+ * that sent the message) and callers take turns, so one client's flood does not queue everyone
+ * else behind it.
+ */
 export class LambdaRunner {
-  private worker: Worker | undefined;
-  private readonly pending = new Map<string, Pending>();
+  private readonly sandboxes = new Set<Sandbox>();
+  /** Idle sandboxes, the most recently used last (reused first, as a warm container is). */
+  private readonly idle: Sandbox[] = [];
+  /** Waiting invocations by caller, callers in turn order. */
+  private readonly waiting = new Map<string, Invocation[]>();
+  private readonly concurrency: number;
+  private scaleUpTimer: NodeJS.Timeout | undefined;
+  /** When an invocation last finished (or a sandbox was added). */
+  private lastProgressAt = 0;
   private inlineDirectory: string | undefined;
   private closed = false;
 
-  constructor(readonly fn: FunctionModel, private readonly options: LambdaRunnerOptions) {}
+  constructor(readonly fn: FunctionModel, private readonly options: LambdaRunnerOptions) {
+    const wanted = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.concurrency = Math.max(1, Math.min(wanted, fn.reservedConcurrency ?? wanted));
+  }
 
   /** Why this function cannot run locally, or undefined when it can. */
   get unsupportedReason(): string | undefined {
@@ -61,38 +116,113 @@ export class LambdaRunner {
     const reason = this.unsupportedReason;
     if (reason) return Promise.reject(new LambdaInvocationError(this.fn.functionName, 'Runtime.Unsupported', reason));
     if (this.closed) return Promise.reject(new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down'));
-
-    const worker = this.worker ?? this.start();
-    const requestId = randomUUID();
-    const timeoutMs = this.fn.timeoutSeconds * 1000;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // Lambda stops a timed-out sandbox; so do we, and the next invocation starts a fresh one.
-        this.failAll(new LambdaInvocationError(this.fn.functionName, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
-        void worker.terminate();
-      }, timeoutMs);
-      this.pending.set(requestId, { resolve, reject, timer });
-      worker.postMessage({ requestId, event, deadline: Date.now() + timeoutMs });
+      const caller = callerOf(event);
+      const line = this.waiting.get(caller) ?? [];
+      line.push({ requestId: randomUUID(), event, resolve, reject });
+      this.waiting.set(caller, line);
+      this.dispatch();
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.failAll(new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down'));
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
+    clearTimeout(this.scaleUpTimer);
+    const stopped = new LambdaInvocationError(this.fn.functionName, 'Runtime.Stopped', 'the gateway is shutting down');
+    for (const line of this.waiting.values()) for (const invocation of line) invocation.reject(stopped);
+    this.waiting.clear();
+    const sandboxes = [...this.sandboxes];
+    this.sandboxes.clear();
+    this.idle.length = 0;
+    for (const sandbox of sandboxes) {
+      if (sandbox.running) {
+        clearTimeout(sandbox.running.timer);
+        sandbox.running.invocation.reject(stopped);
+        sandbox.running = undefined;
+      }
+    }
+    await Promise.all(sandboxes.map((sandbox) => sandbox.worker.terminate()));
     if (this.inlineDirectory) rmSync(this.inlineDirectory, { recursive: true, force: true });
   }
 
-  private start(): Worker {
-    const codeDirectory = this.fn.codeDirectory ?? this.writeInlineCode();
+  /**
+   * Starts waiting invocations on idle sandboxes, callers taking turns. When none is idle, a new
+   * sandbox starts (up to the concurrency) once no invocation has finished for SCALE_UP_DELAY_MS:
+   * a cold start costs far more CPU here than a quick invocation takes, so a stream of quick
+   * invocations is served by the warm sandboxes, while slow or hung ones get the rest of the line
+   * new sandboxes soon after.
+   */
+  private dispatch(): void {
+    while (!this.closed && this.waiting.size > 0) {
+      const sandbox = this.idle.pop() ?? (this.sandboxes.size === 0 ? this.start() : undefined);
+      if (!sandbox) {
+        this.scheduleScaleUp();
+        return;
+      }
+      const [caller, line] = this.waiting.entries().next().value as [string, Invocation[]];
+      const invocation = line.shift()!;
+      // The caller goes to the back of the turn order (or leaves it when it has nothing more waiting).
+      this.waiting.delete(caller);
+      if (line.length > 0) this.waiting.set(caller, line);
+      this.run(sandbox, invocation);
+    }
+  }
+
+  private scheduleScaleUp(): void {
+    if (this.scaleUpTimer || this.sandboxes.size >= this.concurrency) return;
+    const wait = Math.max(10, this.lastProgressAt + SCALE_UP_DELAY_MS - Date.now());
+    this.scaleUpTimer = setTimeout(() => {
+      this.scaleUpTimer = undefined;
+      if (this.closed || this.waiting.size === 0 || this.sandboxes.size >= this.concurrency) return;
+      if (Date.now() - this.lastProgressAt >= SCALE_UP_DELAY_MS) {
+        this.lastProgressAt = Date.now(); // the new sandbox's cold start counts as progress
+        this.idle.push(this.start());
+        this.dispatch();
+      } else {
+        this.scheduleScaleUp();
+      }
+    }, wait);
+  }
+
+  private run(sandbox: Sandbox, invocation: Invocation): void {
+    // A cold sandbox first loads the function (its init phase, bounded by Lambda's 10 s); the
+    // function's timeout counts from the handler's start, which the worker reports.
+    const timer = this.stopAfter(sandbox, sandbox.initialized ? this.fn.timeoutSeconds * 1000 : INIT_LIMIT_MS + this.fn.timeoutSeconds * 1000);
+    sandbox.running = { invocation, timer };
+    sandbox.worker.postMessage({ requestId: invocation.requestId, event: invocation.event, timeoutMs: this.fn.timeoutSeconds * 1000 });
+  }
+
+  /** Stops `sandbox` after `ms` as Lambda stops a timed-out one: this one only; the next invocation gets a fresh one. */
+  private stopAfter(sandbox: Sandbox, ms: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      this.retire(sandbox, new LambdaInvocationError(this.fn.functionName, 'Sandbox.Timedout', `Task timed out after ${this.fn.timeoutSeconds.toFixed(2)} seconds`));
+      void sandbox.worker.terminate();
+    }, ms);
+  }
+
+  /** Removes a sandbox (timed out or exited), failing its invocation with `error`, and serves the line. */
+  private retire(sandbox: Sandbox, error: Error): void {
+    if (!this.sandboxes.delete(sandbox)) return;
+    const index = this.idle.indexOf(sandbox);
+    if (index >= 0) this.idle.splice(index, 1);
+    const running = sandbox.running;
+    sandbox.running = undefined;
+    if (running) {
+      clearTimeout(running.timer);
+      running.invocation.reject(error);
+    }
+    this.dispatch();
+  }
+
+  private start(): Sandbox {
+    const codeDirectory = this.fn.codeDirectory ?? this.inlineCodeDirectory();
     const { fn } = this;
-    const worker = new Worker(WORKER_SOURCE, {
+    const setup = this.options.workerSetup;
+    const worker = new Worker(`${setup?.preamble ?? ''}\n${WORKER_SOURCE}`, {
       eval: true,
       stdout: true,
       stderr: true,
-      workerData: { codeDirectory, handler: fn.handler, functionName: fn.functionName, arn: fn.arn, memorySize: fn.memorySize },
+      workerData: { codeDirectory, handler: fn.handler, functionName: fn.functionName, arn: fn.arn, memorySize: fn.memorySize, setup: setup?.data },
       env: {
         ...fn.environment,
         ...this.options.environment,
@@ -107,33 +237,35 @@ export class LambdaRunner {
       },
     });
     worker.unref();
+    const sandbox: Sandbox = { worker };
+    this.sandboxes.add(sandbox);
     this.forwardLines(worker.stdout);
     this.forwardLines(worker.stderr);
-    worker.on('message', (message: { requestId: string; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
-      const pending = this.pending.get(message.requestId);
-      if (!pending) return;
-      this.pending.delete(message.requestId);
-      clearTimeout(pending.timer);
-      if (message.error) pending.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
-      else pending.resolve(message.result);
+    worker.on('message', (message: { requestId: string; started?: boolean; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
+      const running = sandbox.running;
+      if (!running || running.invocation.requestId !== message.requestId) return;
+      clearTimeout(running.timer);
+      if (message.started) {
+        sandbox.initialized = true;
+        sandbox.running = { invocation: running.invocation, timer: this.stopAfter(sandbox, this.fn.timeoutSeconds * 1000) };
+        return;
+      }
+      sandbox.running = undefined;
+      this.lastProgressAt = Date.now();
+      if (message.error) running.invocation.reject(new LambdaInvocationError(fn.functionName, message.error.errorType, message.error.errorMessage));
+      else running.invocation.resolve(message.result);
+      if (this.sandboxes.has(sandbox)) {
+        this.idle.push(sandbox);
+        this.dispatch();
+      }
     });
     worker.on('error', (err) => {
       this.options.log(`${fn.logicalId}: ${err.stack ?? err.message}`);
     });
     worker.on('exit', (code) => {
-      if (this.worker === worker) this.worker = undefined;
-      this.failAll(new LambdaInvocationError(fn.functionName, 'Runtime.ExitError', `the function's process exited (code ${code})`));
+      this.retire(sandbox, new LambdaInvocationError(fn.functionName, 'Runtime.ExitError', `the function's process exited (code ${code})`));
     });
-    this.worker = worker;
-    return worker;
-  }
-
-  private failAll(error: Error): void {
-    for (const [requestId, pending] of this.pending) {
-      clearTimeout(pending.timer);
-      this.pending.delete(requestId);
-      pending.reject(error);
-    }
+    return sandbox;
   }
 
   private forwardLines(stream: Readable): void {
@@ -150,13 +282,20 @@ export class LambdaRunner {
     });
   }
 
-  /** Lambda writes `Code.ZipFile` to `index.js`; so do we, in a folder of our own. */
-  private writeInlineCode(): string {
+  /** Lambda writes `Code.ZipFile` to `index.js`; so do we, once, in a folder of our own. */
+  private inlineCodeDirectory(): string {
+    if (this.inlineDirectory) return this.inlineDirectory;
     this.inlineDirectory = mkdtempSync(join(tmpdir(), 'authws-inline-'));
     const moduleFile = `${this.fn.handler.slice(0, this.fn.handler.lastIndexOf('.')) || 'index'}.js`;
     writeFileSync(join(this.inlineDirectory, moduleFile), this.fn.inlineCode ?? '');
     return this.inlineDirectory;
   }
+}
+
+/** Who an invocation is for, to take turns: the connection of a WebSocket event, else one shared line. */
+function callerOf(event: unknown): string {
+  const connectionId = (event as { requestContext?: { connectionId?: unknown } } | null)?.requestContext?.connectionId;
+  return typeof connectionId === 'string' ? connectionId : '';
 }
 
 /**
@@ -177,6 +316,7 @@ const emitWarning = process.emitWarning;
 process.emitWarning = function (warning, ...rest) {
   const type = typeof rest[0] === 'string' ? rest[0] : rest[0] && rest[0].type;
   if (type === 'NodeVersionSupportWarning' || (warning && warning.name === 'NodeVersionSupportWarning')) return;
+  if (typeof warning === 'string' && warning.startsWith('NodeVersionSupportWarning')) return;
   return emitWarning.call(process, warning, ...rest);
 };
 
@@ -195,10 +335,13 @@ async function loadHandler() {
   return fn;
 }
 
-parentPort.on('message', async ({ requestId, event, deadline }) => {
+parentPort.on('message', async ({ requestId, event, timeoutMs }) => {
   try {
     // A failed init is retried on the next invocation, as Lambda does.
     const fn = await (loaded ??= loadHandler().catch((error) => { loaded = undefined; throw error; }));
+    // The timeout counts from here: loading the function is its init phase.
+    const deadline = Date.now() + timeoutMs;
+    parentPort.postMessage({ requestId, started: true });
     const context = {
       awsRequestId: requestId,
       functionName: workerData.functionName,

@@ -8,7 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { RouteModel, StageModel, WebSocketApiModel } from './assembly';
 import { authorizationOutcome, missingIdentitySource } from './authorizer';
 import { CloseInfo, ConnectionLimits, LocalConnection, MAX_FRAME_BYTES } from './connection';
-import { serveConnectionsApi } from './connections-api';
+import { MAX_POST_BYTES, serveConnectionsApi } from './connections-api';
 import { ApiEndpoint, awsStyleId, ConnectionIdentity, disconnectHeaders, handshakeRequest, HandshakeRequest, requestContext } from './events';
 import { callIntegration, FunctionLookup, IntegrationError, IntegrationResult } from './integrations';
 import { chooseRoute, selectRouteKey } from './route-selection';
@@ -70,8 +70,9 @@ export class WebSocketApiServer {
     this.api = options.api;
     this.sockets = new WebSocketServer({
       noServer: true,
-      // API Gateway closes a connection that sends a frame over 32 KB with 1009; ws does the same.
-      maxPayload: MAX_FRAME_BYTES,
+      // A message may be 128 KB, sent as frames of at most 32 KB (watchFrameSizes closes at a larger frame);
+      // over 128 KB in all, ws closes with 1009, as API Gateway does.
+      maxPayload: MAX_POST_BYTES,
       perMessageDeflate: false,
       // API Gateway never picks a subprotocol itself: only the one `$connect` returned is echoed.
       handleProtocols: (_offered, request) => headerOf(this.handshakeResponses.get(request)?.headers, 'sec-websocket-protocol') ?? false,
@@ -160,6 +161,10 @@ export class WebSocketApiServer {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const stage = this.stageOf(url.pathname);
     if (!stage || this.closing) return refuseHandshake(socket, 403, JSON.stringify({ message: 'Forbidden' }));
+    // An upgrade to anything but a WebSocket (h2c, say) is a plain request to the endpoint: 426, as API Gateway answers.
+    if (String(request.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      return refuseHandshake(socket, 426, JSON.stringify({ message: 'Upgrade Required' }), ['Upgrade: websocket']);
+    }
 
     const sourceIp = (request.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const identity: ConnectionIdentity = {
@@ -168,7 +173,9 @@ export class WebSocketApiServer {
       sourceIp,
       userAgent: String(request.headers['user-agent'] ?? ''),
     };
-    const endpoint: ApiEndpoint = { apiId: this.api.apiId, stage: stage.stageName, domainName: String(request.headers.host ?? this.options.host) };
+    // The client reached the API's default endpoint, so `domainName` is its execute-api host, as deployed:
+    // functions that build the @connections URL from it reach this gateway (the function workers route it here).
+    const endpoint: ApiEndpoint = { apiId: this.api.apiId, stage: stage.stageName, domainName: executeApiHost(this.api) };
     const handshake = handshakeRequest(request, url, sourceIp);
     const where = `${this.api.name}/${stage.stageName}`;
     const refuse = (statusCode: number, why: string, body = JSON.stringify({ message: STATUS_CODES[statusCode] ?? 'Error' })) => {
@@ -206,11 +213,14 @@ export class WebSocketApiServer {
       }
     }
 
-    if (socket.destroyed) {
+    if (socket.destroyed || !socket.writable || !socket.readable) {
+      // `$connect` succeeded (it may have registered the connection), so `$disconnect` runs, as for any connection that ends.
       this.options.log(`connect    ${where} ${identity.connectionId} abandoned: the client left during $connect`);
+      socket.destroy(); // half-open otherwise: the HTTP server let go of it at the upgrade
+      if (route?.integration) await this.runDisconnect(endpoint, identity, stage, { statusCode: 1006, reason: 'Connection closed abnormally' });
       return;
     }
-    this.sockets.handleUpgrade(request, socket, head, (ws) => this.onOpen(ws, identity, endpoint, stage));
+    this.sockets.handleUpgrade(request, socket, head, (ws) => this.onOpen(ws, socket, identity, endpoint, stage));
   }
 
   /** Runs the route's authorization; returns why the connection is refused, or undefined to go on. */
@@ -259,7 +269,7 @@ export class WebSocketApiServer {
     return undefined;
   }
 
-  private onOpen(ws: WebSocket, identity: ConnectionIdentity, endpoint: ApiEndpoint, stage: StageModel): void {
+  private onOpen(ws: WebSocket, socket: Socket, identity: ConnectionIdentity, endpoint: ApiEndpoint, stage: StageModel): void {
     const connection = new LocalConnection(identity, endpoint, ws, this.options.limits);
     this.connections.set(connection.connectionId, connection);
     const user = connection.authorizer?.principalId;
@@ -272,10 +282,14 @@ export class WebSocketApiServer {
         this.options.log(`message    ${this.api.name}/${endpoint.stage} ${connection.connectionId} error: ${err instanceof Error ? err.stack : String(err)}`);
       });
     });
+    watchFrameSizes(socket, () => {
+      this.options.log(`message    ${this.api.name}/${endpoint.stage} ${connection.connectionId} frame over ${MAX_FRAME_BYTES} bytes: closing with 1009`);
+      connection.close(1009, 'Message too big');
+    });
     ws.on('error', (err: Error & { code?: string }) => {
-      // ws has already sent the close frame; record the code for `$disconnect`.
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connection.close(1009, 'Message too big');
-      else connection.close(1002, 'Protocol error');
+      // ws has already sent the close frame with the matching code; record it for `$disconnect`.
+      const [statusCode, reason] = CLOSE_CODES[err.code ?? ''] ?? [1002, 'Protocol error'];
+      connection.close(statusCode, reason);
     });
     ws.on('close', (code: number, reason: Buffer) => {
       const info = connection.closeInfo(code, reason.toString('utf8'));
@@ -288,6 +302,8 @@ export class WebSocketApiServer {
 
   private async onMessage(connection: LocalConnection, stage: StageModel, data: Buffer, isBinary: boolean): Promise<void> {
     const where = `${this.api.name}/${connection.endpoint.stage} ${connection.connectionId}`;
+    // A message that completes after the gateway started closing (a frame over 32 KB, say) is dropped.
+    if (!connection.isOpen()) return;
     if (isBinary) {
       this.options.log(`message    ${where} binary frame: closing with 1003`);
       connection.close(1003, 'Binary frames are not supported');
@@ -332,10 +348,15 @@ export class WebSocketApiServer {
     connection.stopClocks();
     this.connections.delete(connection.connectionId);
     this.options.log(`disconnect ${this.api.name}/${connection.endpoint.stage} ${connection.connectionId} ${info.statusCode}${info.reason ? ` ${JSON.stringify(info.reason)}` : ''}`);
+    await this.runDisconnect(connection.endpoint, connection, stage, info);
+  }
+
+  /** The `$disconnect` route of a connection that ended, when the API has one. */
+  private async runDisconnect(endpoint: ApiEndpoint, connection: ConnectionIdentity, stage: StageModel, info: CloseInfo): Promise<void> {
     const route = this.api.routes.get('$disconnect');
     if (!route?.integration) return;
-    const headers = disconnectHeaders(connection.endpoint.domainName);
-    const context = requestContext(connection.endpoint, connection, '$disconnect', 'DISCONNECT', {
+    const headers = disconnectHeaders(endpoint.domainName);
+    const context = requestContext(endpoint, connection, '$disconnect', 'DISCONNECT', {
       disconnectStatusCode: info.statusCode,
       disconnectReason: info.reason,
     });
@@ -347,7 +368,7 @@ export class WebSocketApiServer {
         stageVariables: stage.stageVariables,
       }, this.options.functions);
     } catch (err) {
-      this.options.log(`disconnect ${this.api.name}/${connection.endpoint.stage} ${connection.connectionId} $disconnect failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.options.log(`disconnect ${this.api.name}/${endpoint.stage} ${connection.connectionId} $disconnect failed: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 }
@@ -362,10 +383,11 @@ function headerOf(headers: Readonly<Record<string, string>> | undefined, name: s
   return Object.entries(headers ?? {}).find(([key]) => key.toLowerCase() === name)?.[1];
 }
 
-function refuseHandshake(socket: Socket, statusCode: number, body: string): void {
+function refuseHandshake(socket: Socket, statusCode: number, body: string, extraHeaders: readonly string[] = []): void {
   if (socket.destroyed) return;
   socket.end([
     `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Error'}`,
+    ...extraHeaders,
     'Content-Type: application/json',
     `Content-Length: ${Buffer.byteLength(body)}`,
     `x-amzn-RequestId: ${awsStyleId()}`,
@@ -383,4 +405,68 @@ function sendJson(response: ServerResponse, statusCode: number, payload: unknown
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** ws's error codes and the close code each one sent (the same codes API Gateway closes with). */
+const CLOSE_CODES: Record<string, [number, string]> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: [1009, 'Message too big'],
+  WS_ERR_INVALID_UTF8: [1007, 'Invalid frame payload data'],
+};
+
+/** `{apiId}.execute-api.{region}.amazonaws.com`: the API's default endpoint, as `domainName` names it. */
+export function executeApiHost(api: WebSocketApiModel): string {
+  return `${api.apiId}.execute-api.${api.region}.amazonaws.com${api.region.startsWith('cn-') ? '.cn' : ''}`;
+}
+
+/**
+ * API Gateway limits each frame to 32 KB but a message to 128 KB: a message sent as several frames
+ * (a text frame and continuations) of at most 32 KB each is accepted. ws only knows a message limit,
+ * so this reads the frame headers of the client's byte stream and calls `tooBig` at the first
+ * frame whose payload is over 32 KB.
+ */
+export function watchFrameSizes(socket: Socket, tooBig: () => void): void {
+  let header = Buffer.alloc(0);
+  let skip = 0; // payload bytes of the current frame still to pass
+  let done = false;
+  socket.prependListener('data', (chunk: Buffer) => {
+    let offset = 0;
+    while (!done && offset < chunk.length) {
+      if (skip > 0) {
+        const step = Math.min(skip, chunk.length - offset);
+        skip -= step;
+        offset += step;
+        continue;
+      }
+      // A frame header is 2 to 14 bytes and may span chunks.
+      const before = header.length;
+      const taken = chunk.subarray(offset, offset + 14 - before);
+      header = Buffer.concat([header, taken]);
+      const parsed = frameHeader(header);
+      if (!parsed) {
+        offset += taken.length;
+        continue;
+      }
+      offset += parsed.headerLength - before;
+      header = Buffer.alloc(0);
+      if (parsed.payloadLength > MAX_FRAME_BYTES) {
+        done = true;
+        tooBig();
+        return;
+      }
+      skip = parsed.payloadLength;
+    }
+  });
+}
+
+/** The length of a frame's header and payload, or undefined when `bytes` does not hold the whole header yet. */
+function frameHeader(bytes: Buffer): { headerLength: number; payloadLength: number } | undefined {
+  if (bytes.length < 2) return undefined;
+  // The second byte: the mask bit (128), then a 7-bit length (126: 16-bit length follows; 127: 64-bit).
+  const masked = bytes[1] >= 0x80;
+  const length7 = bytes[1] % 0x80;
+  const lengthBytes = length7 === 126 ? 2 : length7 === 127 ? 8 : 0;
+  const headerLength = 2 + lengthBytes + (masked ? 4 : 0);
+  if (bytes.length < headerLength) return undefined;
+  const payloadLength = length7 === 126 ? bytes.readUInt16BE(2) : length7 === 127 ? Number(bytes.readBigUInt64BE(2)) : length7;
+  return { headerLength, payloadLength };
 }

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { SignJWT } from 'jose';
-import { synthesizeChatExample } from './fixtures/chat-example';
+import { synthesizeChatExample, synthesizeQueuedChat } from './fixtures/chat-example';
 import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
 
@@ -39,8 +39,40 @@ async function registryRowsOf(userId: string, of: GatewayProcess = gateway): Pro
   return Items.filter((item) => item.userId?.S === userId).length;
 }
 
-test('the gateway prints one READY line with the stage URL', () => {
+test('the gateway prints one READY line with the stage URL and the API\'s name', () => {
   expect(gateway.urls).toEqual([expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+\/dev$/)]);
+  expect(gateway.output).toMatch(/^READY ws:\/\/127\.0\.0\.1:\d+\/dev {2}AuthwsChat\/\S+$/m);
+});
+
+test('a secret passed with --secret is never printed; the hint reads it from AUTHWS_SECRET', async () => {
+  // The hint follows the READY line.
+  while (!gateway.output.includes('Another user\'s token')) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(gateway.output).not.toContain(SECRET);
+  expect(gateway.output).toMatch(/Another user's token, with AUTHWS_SECRET set to your secret: .* token --sub bob/);
+});
+
+test('AUTHWS_SECRET sets the secret when --secret is absent, and is not printed either', async () => {
+  const fromEnvironment = await GatewayProcess.start(['--assembly', assembly], 1, { env: { AUTHWS_SECRET: 'secret-from-the-environment' } });
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('env-user').setExpirationTime('1h')
+    .sign(new TextEncoder().encode('secret-from-the-environment'));
+  const client = await TestClient.connect(fromEnvironment.urls[0], { protocols: ['authws', token] });
+  expect(client.socket.readyState).toBe(client.socket.OPEN);
+  expect(fromEnvironment.output).not.toContain('secret-from-the-environment');
+  await client.close();
+  await fromEnvironment.stop();
+});
+
+test('a user id with a line separator and terminal escapes is logged escaped, on one line', async () => {
+  // The bundled authorizer refuses user ids with C0 controls (\n, ESC: USER_ID_INVALID); C1 controls and
+  // Unicode line separators pass it, and other authorizers may pass anything: the log escapes them all.
+  const forged = 'eve\u202800:00:00.000 connect    forged line\u009b2J\u0085x';
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(forged).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET));
+  const client = await TestClient.connect(url, { protocols: ['authws', token] });
+  while (!gateway.output.includes('user=eve')) await new Promise((resolve) => setTimeout(resolve, 20));
+  await client.close();
+  expect(gateway.output).toContain('user=eve\\u202800:00:00.000 connect    forged line\\u009b2J\\u0085x');
+  expect(gateway.output).not.toMatch(/^00:00:00\.000 connect/m);
+  expect(gateway.output).not.toMatch(/[\u001b\u009b\u0085\u2028]/);
 });
 
 test('two users connect with tokens from `authws token`; a broadcast reaches both', async () => {
@@ -155,5 +187,21 @@ describe('connection limits and shutdown', () => {
     expect(await client.closed).toEqual({ code: 1001, reason: 'Going away' });
     expect(await exitCode).toBe(0);
     expect(doomed.output).toMatch(/disconnect .* 1001/);
+  });
+});
+
+describe('FanOut.queue()', () => {
+  test('a broadcast goes through the local SQS queue to the fan-out workers and reaches every connection', async () => {
+    const queued = await GatewayProcess.start(['--assembly', synthesizeQueuedChat(), '--secret', SECRET]);
+    const connect = async (user: string) => TestClient.connect(queued.urls[0], { headers: { Authorization: `Bearer ${await cliToken(SECRET, user)}` } });
+    const clients = await Promise.all(['ada', 'ben', 'cy', 'dee'].map(connect));
+    clients[0].send({ action: 'broadcast', message: 'through the queue' });
+    for (const client of clients) expect(await client.nextJson()).toEqual({ message: 'through the queue', sender: 'ada' });
+    // Three segments, three worker invocations, each counting what it delivered.
+    while ((queued.output.match(/"action":"worker"/g) ?? []).length < 3) await new Promise((resolve) => setTimeout(resolve, 50));
+    const delivered = [...queued.output.matchAll(/"action":"worker".*?"delivered":(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+    expect(delivered).toBe(4);
+    expect(queued.output).not.toMatch(/Invalid URL/);
+    await queued.stop();
   });
 });

@@ -1,5 +1,8 @@
-import { createServer, IncomingMessage, Server } from 'node:http';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, IncomingMessage, request as httpRequest, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
@@ -7,6 +10,7 @@ import {
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import WebSocket from 'ws';
 import { synthesizeFixtureApp } from './fixtures/fixture-app';
 import { closeAllClients, refusalStatus, TestClient } from './support/clients';
 import { LocalGateway } from '../../src/local/gateway';
@@ -23,6 +27,7 @@ interface BackendRequest {
 }
 
 let gateway: LocalGateway;
+let fixtureAssembly: string;
 let backend: Server;
 const backendRequests: BackendRequest[] = [];
 const logLines: string[] = [];
@@ -41,9 +46,9 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
-  const assembly = synthesizeFixtureApp({ httpBackendUrl: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` });
+  fixtureAssembly = synthesizeFixtureApp({ httpBackendUrl: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` });
   gateway = await LocalGateway.start({
-    assemblyDirectory: assembly,
+    assemblyDirectory: fixtureAssembly,
     port: 0,
     log: (line) => {
       logLines.push(line);
@@ -182,6 +187,36 @@ describe('$connect and the REQUEST authorizer', () => {
     const response = await fetch(guardedUrl.replace(/^ws/, 'http'));
     expect(response.status).toBe(426);
   });
+
+  test('an upgrade to another protocol than WebSocket gets 426', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const request = httpRequest(guardedUrl.replace(/^ws/, 'http'), { headers: { Connection: 'Upgrade', Upgrade: 'h2c' } });
+      request.on('response', (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('upgrade', () => reject(new Error('upgraded')));
+      request.on('error', reject);
+      request.end();
+    });
+    expect(status).toBe(426);
+  });
+
+  test('a client that leaves during $connect still gets its $disconnect', async () => {
+    const observer = await connectGuarded('observer');
+    const leaving = new WebSocket(`${guardedUrl}?room=lobby&tag=leaver&delay=400`, { headers: { Authorization: 'good-leaver' } });
+    leaving.on('error', () => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    leaving.terminate(); // while $connect still runs
+    let event: any = null;
+    for (const deadline = Date.now() + 5_000; !event && Date.now() < deadline;) {
+      observer.send({ action: 'disconnectEventOfTag', tag: 'leaver' });
+      event = (await observer.nextJson()).event;
+      if (!event) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(event?.requestContext).toMatchObject({ routeKey: '$disconnect', eventType: 'DISCONNECT', disconnectStatusCode: 1006 });
+    expect(event.requestContext.authorizer).toMatchObject({ principalId: 'leaver' });
+  });
 });
 
 describe('events the integrations receive', () => {
@@ -193,6 +228,8 @@ describe('events the integrations receive', () => {
     expect(event.multiValueQueryStringParameters).toEqual({ room: ['lobby'], tag: ['a', 'b'] });
     expect(event.headers).toMatchObject({ 'Authorization': 'good-ann', 'Sec-WebSocket-Version': '13', 'X-Forwarded-Proto': 'http' });
     expect(event.headers['Sec-WebSocket-Key']).toBeTruthy();
+    expect(event.headers['X-Amzn-Trace-Id']).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+    expect(event.multiValueHeaders['X-Amzn-Trace-Id']).toEqual([event.headers['X-Amzn-Trace-Id']]);
     expect(event.isBase64Encoded).toBe(false);
     expect(event.body).toBeUndefined();
     expect(event.requestContext).toMatchObject({
@@ -323,10 +360,49 @@ describe('route selection', () => {
 });
 
 describe('frames', () => {
+  /** Sends `text` as a text frame and continuation frames of `frameBytes` each. */
+  function sendFragmented(client: TestClient, text: string, frameBytes: number): void {
+    const data = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < data.length; offset += frameBytes) {
+      const end = Math.min(offset + frameBytes, data.length);
+      client.socket.send(data.subarray(offset, end), { binary: false, fin: end === data.length });
+    }
+  }
+
   test('a frame over 32 KB closes the connection with 1009', async () => {
     const client = await connectGuarded('ann');
     client.send({ action: 'echo', padding: 'x'.repeat(33 * 1024) });
     expect((await client.closed).code).toBe(1009);
+  });
+
+  test('a message of up to 128 KB in frames of at most 32 KB is accepted whole', async () => {
+    const client = await connectGuarded('ann');
+    const message = JSON.stringify({ action: 'echo', padding: 'x'.repeat(120 * 1024) });
+    sendFragmented(client, message, 32 * 1024);
+    const { event } = await client.nextJson();
+    expect(event.body).toBe(message);
+  });
+
+  test('a message over 128 KB closes with 1009 even in 32 KB frames, and so does one frame over 32 KB among small ones', async () => {
+    const big = await connectGuarded('ann');
+    sendFragmented(big, JSON.stringify({ action: 'echo', padding: 'x'.repeat(129 * 1024) }), 32 * 1024);
+    expect((await big.closed).code).toBe(1009);
+
+    const mixed = await connectGuarded('ann');
+    const data = Buffer.from(JSON.stringify({ action: 'echo', padding: 'x'.repeat(60 * 1024) }));
+    mixed.socket.send(data.subarray(0, 1024), { binary: false, fin: false });
+    mixed.socket.send(data.subarray(1024), { binary: false, fin: true }); // about 59 KB in one frame
+    expect((await mixed.closed).code).toBe(1009);
+  });
+
+  test('a text frame that is not UTF-8 closes with 1007, and $disconnect reports 1007', async () => {
+    const client = await connectGuarded('ann');
+    const observer = await connectGuarded('observer');
+    client.send({ action: 'connectEvent' });
+    const { event: connect } = await client.nextJson();
+    client.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect((await client.closed).code).toBe(1007);
+    expect((await disconnectEventOf(observer, connect.requestContext.connectionId)).requestContext.disconnectStatusCode).toBe(1007);
   });
 
   test('a binary frame closes the connection with 1003', async () => {
@@ -414,6 +490,78 @@ describe('the @connections API', () => {
     expect(response.headers.get('x-amzn-errortype')).toBe('MissingAuthenticationTokenException');
   });
 });
+
+describe('isolation between invocations', () => {
+  test('a timed-out invocation fails alone: concurrent invocations of the same function finish', async () => {
+    const stuck = await connectGuarded('stuck');
+    const bystander = await connectGuarded('bystander');
+    stuck.send({ action: 'sleep', ms: 3_000 }); // the function's timeout is 1 s
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    // Still running when the stuck invocation times out.
+    for (let n = 0; n < 5; n++) bystander.send({ action: 'sleep', ms: 600 });
+    const replies = await Promise.all(Array.from({ length: 5 }, () => bystander.nextJson()));
+    expect(replies).toEqual(Array.from({ length: 5 }, () => ({ slept: 600 })));
+    expect(await stuck.nextJson()).toMatchObject({ message: 'Internal server error' });
+    expect(logLines.join('\n')).toMatch(/sleep failed: .*Sandbox\.Timedout: Task timed out after 1\.00 seconds/);
+  });
+
+  test('one client\'s flood of CPU-bound messages does not hold up another client', async () => {
+    const flooder = await connectGuarded('flooder');
+    const other = await connectGuarded('other');
+    const flood = 60;
+    // Warm sandboxes first: this measures the turn order, not cold starts.
+    for (let n = 0; n < 8; n++) flooder.send({ action: 'spin', ms: 0, n });
+    for (let n = 0; n < 8; n++) await flooder.nextJson();
+    const started = Date.now();
+    for (let n = 0; n < flood; n++) flooder.send({ action: 'spin', ms: 50, n });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const sent = Date.now();
+    other.send({ action: 'spin', ms: 0 });
+    await other.nextJson();
+    const otherLatency = Date.now() - sent;
+    for (let n = 0; n < flood; n++) await flooder.nextJson();
+    const floodDuration = Date.now() - started;
+    expect(otherLatency).toBeLessThan(floodDuration / 3);
+  });
+});
+
+describe('start-up', () => {
+  test('the embedded DynamoDB and Secrets Manager listen on 127.0.0.1 whatever --host says', async () => {
+    const wide = await LocalGateway.start({ assemblyDirectory: fixtureAssembly, host: '0.0.0.0', port: 0, log: () => undefined });
+    try {
+      expect(new URL(wide.dynamoDbEndpoint).hostname).toBe('127.0.0.1');
+      expect(new URL(wide.secretsManagerEndpoint).hostname).toBe('127.0.0.1');
+      expect(new URL(wide.stages[0].url).hostname).toBe('0.0.0.0');
+    } finally {
+      await wide.close();
+    }
+  });
+
+  test('a missing asset folder stops the start with an error naming the function', async () => {
+    const copy = copyAssembly();
+    const fn = [...gateway.assembly.functions.values()].find((candidate) => candidate.logicalId.startsWith('GuardedEcho'))!;
+    rmSync(join(copy, relative(fixtureAssembly, fn.codeDirectory!)), { recursive: true });
+    await expect(LocalGateway.start({ assemblyDirectory: copy, port: 0, log: () => undefined }))
+      .rejects.toThrow(/The code of function GatewayFixture\/GuardedEcho\w* \(.*asset\.\w+\) is missing from the assembly/);
+  });
+
+  test('a malformed template or manifest is an error naming the file', async () => {
+    const copy = copyAssembly();
+    writeFileSync(join(copy, 'GatewayFixture.template.json'), '{"Resources": ');
+    await expect(LocalGateway.start({ assemblyDirectory: copy, port: 0, log: () => undefined }))
+      .rejects.toThrow(/GatewayFixture\.template\.json of the cloud assembly is not valid JSON/);
+    writeFileSync(join(copy, 'manifest.json'), 'not json');
+    await expect(LocalGateway.start({ assemblyDirectory: copy, port: 0, log: () => undefined }))
+      .rejects.toThrow(/manifest\.json of the cloud assembly is not valid JSON/);
+  });
+});
+
+/** A copy of the fixture's assembly, to break. */
+function copyAssembly(): string {
+  const copy = mkdtempSync(join(tmpdir(), 'authws-broken-'));
+  cpSync(fixtureAssembly, copy, { recursive: true });
+  return copy;
+}
 
 async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));

@@ -11,10 +11,17 @@ export function assertCliBundled(): void {
 
 /** `authws local` running as a child process. */
 export class GatewayProcess {
-  /** Starts `authws local <args> --port 0` and resolves once `apis` READY lines are printed. */
-  static start(args: readonly string[], apis = 1): Promise<GatewayProcess> {
+  /**
+   * Starts `authws local <args> --port 0` and resolves once `apis` READY lines are printed. `cwd` is
+   * the folder it runs in (the user's project), `env` what it adds to this process's environment.
+   */
+  static start(args: readonly string[], apis = 1, options: { cwd?: string; env?: Record<string, string> } = {}): Promise<GatewayProcess> {
     assertCliBundled();
-    const child = spawn(process.execPath, [CLI, 'local', ...args, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'local', ...args, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+    });
     const gateway = new GatewayProcess(child);
     running.add(gateway);
     return new Promise((resolve, reject) => {
@@ -39,7 +46,7 @@ export class GatewayProcess {
 
   /** The WebSocket URLs, in the order printed. */
   get urls(): string[] {
-    return [...this.output.matchAll(/^READY (\S+)$/gm)].map((match) => match[1]);
+    return [...this.output.matchAll(/^READY (\S+)/gm)].map((match) => match[1]);
   }
 
   get dynamoDbEndpoint(): string {
