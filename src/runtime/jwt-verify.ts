@@ -27,6 +27,10 @@ interface NodeAlgorithm {
   readonly namedCurve?: string;
   /** RSA keys shorter than this are refused (jose refuses under 2048 bits). */
   readonly minRsaBits?: number;
+  /** The KeyObject's `asymmetricKeyType` (`secret`: a secret key). */
+  readonly keyObjectType: 'secret' | 'rsa' | 'ec' | 'ed25519';
+  /** The KeyObject's `asymmetricKeyDetails.namedCurve` (OpenSSL's name). */
+  readonly opensslCurve?: string;
   readonly verify: (data: Buffer, key: KeyObject, signature: Buffer) => boolean;
 }
 
@@ -34,6 +38,7 @@ function hmac(bits: number): NodeAlgorithm {
   return {
     name: 'HMAC',
     keyHash: `SHA-${bits}`,
+    keyObjectType: 'secret',
     verify: (data, key, signature) => {
       const expected = createHmac(`sha${bits}`, key).update(data).digest();
       return expected.length === signature.length && timingSafeEqual(expected, signature);
@@ -47,28 +52,40 @@ function rsa(bits: number, saltLength?: number): NodeAlgorithm {
     name: saltLength ? 'RSA-PSS' : 'RSASSA-PKCS1-v1_5',
     keyHash: `SHA-${bits}`,
     minRsaBits: 2048,
+    keyObjectType: 'rsa',
     verify: (data, key, signature) => verifySignature(`sha${bits}`, data, { key, ...padding }, signature),
   };
 }
 
-function ecdsa(namedCurve: string, bits: number): NodeAlgorithm {
+function ecdsa(namedCurve: string, opensslCurve: string, bits: number): NodeAlgorithm {
   return {
     name: 'ECDSA',
     namedCurve,
+    keyObjectType: 'ec',
+    opensslCurve,
     // JWS carries ECDSA signatures as r || s (as WebCrypto does), not DER.
     verify: (data, key, signature) => verifySignature(`sha${bits}`, data, { key, dsaEncoding: 'ieee-p1363' }, signature),
   };
 }
 
-const ed25519: NodeAlgorithm = { name: 'Ed25519', verify: (data, key, signature) => verifySignature(null, data, key, signature) };
+const ed25519: NodeAlgorithm = { name: 'Ed25519', keyObjectType: 'ed25519', verify: (data, key, signature) => verifySignature(null, data, key, signature) };
 
 /** The algorithms verified with node:crypto; any other is left to jose. */
 const NODE_ALGORITHMS: Readonly<Record<string, NodeAlgorithm>> = {
-  HS256: hmac(256), HS384: hmac(384), HS512: hmac(512),
-  RS256: rsa(256), RS384: rsa(384), RS512: rsa(512),
-  PS256: rsa(256, 32), PS384: rsa(384, 48), PS512: rsa(512, 64),
-  ES256: ecdsa('P-256', 256), ES384: ecdsa('P-384', 384), ES512: ecdsa('P-521', 512),
-  EdDSA: ed25519, Ed25519: ed25519,
+  HS256: hmac(256),
+  HS384: hmac(384),
+  HS512: hmac(512),
+  RS256: rsa(256),
+  RS384: rsa(384),
+  RS512: rsa(512),
+  PS256: rsa(256, 32),
+  PS384: rsa(384, 48),
+  PS512: rsa(512, 64),
+  ES256: ecdsa('P-256', 'prime256v1', 256),
+  ES384: ecdsa('P-384', 'secp384r1', 384),
+  ES512: ecdsa('P-521', 'secp521r1', 512),
+  EdDSA: ed25519,
+  Ed25519: ed25519,
 };
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -89,9 +106,10 @@ const keyObjects = new WeakMap<webcrypto.CryptoKey, KeyObject>();
  * synchronously by node:crypto with a KeyObject made once per WebCrypto key.
  *
  * The fast path takes only the plain case: three base64url parts, a JSON object header without `crit`
- * or `b64`, an allowed `alg` this module knows, and a resolved WebCrypto key that jose would accept for
- * that `alg` (same algorithm name, hash, curve, `verify` usage, type, RSA at least 2048 bits). Every
- * other token or key goes to jose's `jwtVerify` unchanged, so an odd token is refused by jose itself.
+ * or `b64`, an allowed `alg` this module knows, and a resolved key that jose would accept for that
+ * `alg`: a WebCrypto key with the same algorithm name, hash, curve, `verify` usage and type, or a
+ * KeyObject of the algorithm's type and curve; RSA at least 2048 bits. Every other token or key goes
+ * to jose's `jwtVerify` unchanged, so an odd token is refused by jose itself.
  */
 export async function verifyJwt(token: string, key: KeyResolver, options: JwtVerifyOptions): Promise<JWTPayload> {
   const joseOptions = {
@@ -107,7 +125,8 @@ export async function verifyJwt(token: string, key: KeyResolver, options: JwtVer
   if (!header || !algorithm) return (await jwtVerify(token, key, joseOptions)).payload;
 
   const resolved = await key(header, { protected: parts[0], payload: parts[1], signature: parts[2] });
-  const keyObject = isCryptoKey(resolved) ? keyObjectFor(resolved, algorithm) : undefined;
+  const keyObject = isCryptoKey(resolved) ? keyObjectFor(resolved, algorithm)
+    : resolved instanceof KeyObject && fits(resolved, algorithm) ? resolved : undefined;
   // Another kind of key (bytes, a KeyObject), or one jose would refuse: jose decides, with the key resolved.
   if (!keyObject) return (await jwtVerify(token, resolved, joseOptions)).payload;
 
@@ -138,6 +157,19 @@ function plainHeader(encoded: string): JWSHeaderParameters | undefined {
 
 function isCryptoKey(key: unknown): key is webcrypto.CryptoKey {
   return (key as { [Symbol.toStringTag]?: string } | undefined)?.[Symbol.toStringTag] === 'CryptoKey';
+}
+
+/**
+ * Whether jose would verify `algorithm` with this KeyObject: a public key of the algorithm's type (RSA
+ * of at least 2048 bits, EC on the algorithm's curve, Ed25519), or a non-empty secret for HMAC.
+ * (An `rsa-pss` key, or a private one, goes to jose.)
+ */
+function fits(key: KeyObject, algorithm: NodeAlgorithm): boolean {
+  if (algorithm.keyObjectType === 'secret') return key.type === 'secret' && (key.symmetricKeySize ?? 0) > 0;
+  if (key.type !== 'public' || key.asymmetricKeyType !== algorithm.keyObjectType) return false;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (algorithm.minRsaBits && !((details.modulusLength ?? 0) >= algorithm.minRsaBits)) return false;
+  return !algorithm.opensslCurve || details.namedCurve === algorithm.opensslCurve;
 }
 
 /** The KeyObject for `key`, or undefined when jose would not verify `algorithm` with it. */

@@ -1,11 +1,13 @@
-import { generateKeyPairSync, randomBytes, sign as signBytes, webcrypto } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync, randomBytes, sign as signBytes, webcrypto } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, jwtVerify, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { localKeySet } from '../../src/runtime/jwks-key-source';
 import { KeyResolver, verifyJwt, type JwtVerifyOptions } from '../../src/runtime/jwt-verify';
 
 /**
  * verifyJwt must take the decisions jose's jwtVerify takes, with the same error codes: every token
  * below is verified both ways with the same key resolver (jose's local key set, as JwksKeySource uses
- * it, or an HMAC key imported as HmacKeySource imports it), and the outcomes compared.
+ * used it before, or an HMAC key imported as HmacKeySource imports it: WebCrypto keys) and again with
+ * KeyObjects (JwksKeySource's localKeySet, or a secret KeyObject), and the outcomes compared.
  */
 
 const ISSUER = 'https://issuer.test.example';
@@ -24,11 +26,13 @@ const CASES: Case[] = [
 const CURVES: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
 
 interface Keys { readonly sign: Parameters<SignJWT['sign']>[0]; readonly other: Parameters<SignJWT['sign']>[0]; readonly resolver: KeyResolver }
+type KeyKind = 'CryptoKey' | 'KeyObject';
 
-async function keysFor(c: Case): Promise<Keys> {
+async function keysFor(c: Case, kind: KeyKind): Promise<Keys> {
   if (c.family === 'HS') {
     const secret = randomBytes(64);
-    const imported = await webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${c.bits}` }, false, ['verify']);
+    const imported = kind === 'KeyObject' ? createSecretKey(secret)
+      : await webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${c.bits}` }, false, ['verify']);
     return { sign: secret, other: randomBytes(64), resolver: async () => imported };
   }
   const pair = () => c.family === 'ES' ? generateKeyPairSync('ec', { namedCurve: CURVES[c.alg] })
@@ -36,7 +40,7 @@ async function keysFor(c: Case): Promise<Keys> {
   const mine = pair();
   const other = pair();
   const jwks = { keys: [{ ...(await exportJWK(mine.publicKey)), kid: 'k1' } as JWK] };
-  return { sign: mine.privateKey, other: other.privateKey, resolver: createLocalJWKSet(jwks) as KeyResolver };
+  return { sign: mine.privateKey, other: other.privateKey, resolver: (kind === 'KeyObject' ? localKeySet(jwks) : createLocalJWKSet(jwks)) as KeyResolver };
 }
 
 function sign(alg: string, key: Parameters<SignJWT['sign']>[0], claims: JWTPayload = {}, header: Record<string, unknown> = {}) {
@@ -56,7 +60,8 @@ async function outcome(run: () => Promise<JWTPayload>): Promise<unknown> {
 
 async function compare(token: string, resolver: KeyResolver, options: JwtVerifyOptions) {
   const ours = await outcome(() => verifyJwt(token, resolver, options));
-  const jose = await outcome(async () => (await jwtVerify(token, resolver, { ...options, algorithms: [...options.algorithms], audience: options.audience ? [...options.audience] : undefined })).payload);
+  const joseOptions = { ...options, algorithms: [...options.algorithms], audience: options.audience ? [...options.audience] : undefined };
+  const jose = await outcome(async () => (await jwtVerify(token, resolver, joseOptions)).payload);
   expect(ours).toEqual(jose);
   return ours as { accepted?: JWTPayload; refused?: string };
 }
@@ -69,7 +74,8 @@ function tamperPayload(token: string): string {
 function flipSignature(token: string): string {
   const [h, p, s] = token.split('.');
   const bytes = Buffer.from(s, 'base64url');
-  bytes[bytes.length >> 1] ^= 0x01;
+  const middle = Math.floor(bytes.length / 2);
+  bytes[middle] = bytes[middle] === 0x41 ? 0x42 : 0x41;
   return `${h}.${p}.${bytes.toString('base64url')}`;
 }
 
@@ -78,10 +84,10 @@ function withHeader(token: string, header: Record<string, unknown>): string {
   return `${b64(header)}.${p}.${s}`;
 }
 
-describe.each(CASES)('$alg: the same decisions as jose', (c) => {
+describe.each(CASES.flatMap((c) => (['CryptoKey', 'KeyObject'] as const).map((kind) => ({ ...c, kind }))))('$alg with a $kind: the same decisions as jose', (c) => {
   let keys: Keys;
   const options: JwtVerifyOptions = { algorithms: [c.alg], issuer: ISSUER, audience: [AUDIENCE], clockTolerance: 5 };
-  beforeAll(async () => { keys = await keysFor(c); });
+  beforeAll(async () => { keys = await keysFor(c, c.kind); });
 
   test('accepts a valid token with the same payload, without WebCrypto', async () => {
     const subtleVerify = jest.spyOn(globalThis.crypto.subtle, 'verify');
@@ -178,5 +184,49 @@ describe('the key must fit the algorithm exactly as jose requires', () => {
     const token = await sign('HS256', secret);
     expect((await compare(token, async () => secret, { algorithms: ['HS256'], issuer: ISSUER, audience: [AUDIENCE], clockTolerance: 0 })).accepted?.sub).toBe('user-1');
     expect((await compare(flipSignature(token), async () => secret, { algorithms: ['HS256'], clockTolerance: 0 })).refused).toBe('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+  });
+});
+
+describe('localKeySet picks the key jose\'s createLocalJWKSet picks', () => {
+  let rsa: JWK; let rsa2: JWK; let p256: JWK; let p384: JWK; let ed: JWK; let privateRsa: JWK;
+  beforeAll(async () => {
+    const rsaPair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    rsa = await exportJWK(rsaPair.publicKey);
+    privateRsa = await exportJWK(rsaPair.privateKey);
+    rsa2 = await exportJWK(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey);
+    p256 = await exportJWK(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
+    p384 = await exportJWK(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey);
+    ed = await exportJWK(generateKeyPairSync('ed25519').publicKey);
+  });
+
+  /** The error code, or which member was chosen (by its exported public JWK). */
+  async function choice(resolver: KeyResolver, header: Record<string, unknown>): Promise<string> {
+    try {
+      const key = await resolver(header as never, { protected: '', payload: '', signature: '' });
+      const jwk = key instanceof Uint8Array ? {} : 'export' in key ? key.export({ format: 'jwk' }) : await webcrypto.subtle.exportKey('jwk', key);
+      return `chose ${(jwk as { n?: string; x?: string }).n?.slice(0, 16) ?? (jwk as { x?: string }).x?.slice(0, 16)}`;
+    } catch (err) {
+      return (err as { code?: string }).code ?? (err as Error).name;
+    }
+  }
+
+  test.each<[string, () => JWK[], Record<string, unknown>]>([
+    ['the member with the kid', () => [{ ...rsa, kid: 'a' }, { ...rsa2, kid: 'b' }], { alg: 'RS256', kid: 'b' }],
+    ['no kid in the token, two RSA members', () => [{ ...rsa, kid: 'a' }, { ...rsa2, kid: 'b' }], { alg: 'RS256' }],
+    ['no kid in the token, one RSA member among others', () => [{ ...rsa, kid: 'a' }, { ...p256, kid: 'b' }], { alg: 'RS256' }],
+    ['an unknown kid', () => [{ ...rsa, kid: 'a' }], { alg: 'RS256', kid: 'zzz' }],
+    ['a member pinned to another alg', () => [{ ...rsa, kid: 'a', alg: 'RS512' }], { alg: 'RS256', kid: 'a' }],
+    ['a member for encryption', () => [{ ...rsa, kid: 'a', use: 'enc' }], { alg: 'RS256', kid: 'a' }],
+    ['key_ops without verify', () => [{ ...rsa, kid: 'a', key_ops: ['encrypt'] }], { alg: 'RS256', kid: 'a' }],
+    ['key_ops with verify', () => [{ ...rsa, kid: 'a', key_ops: ['verify'] }], { alg: 'PS256', kid: 'a' }],
+    ['ES256 with a P-384 member', () => [{ ...p384, kid: 'a' }], { alg: 'ES256', kid: 'a' }],
+    ['ES384 with a P-384 member', () => [{ ...p384, kid: 'a' }, { ...p256, kid: 'a' }], { alg: 'ES384', kid: 'a' }],
+    ['EdDSA', () => [{ ...ed, kid: 'a' }, { ...rsa, kid: 'a' }], { alg: 'EdDSA', kid: 'a' }],
+    ['an HMAC alg', () => [{ kty: 'oct', k: 'c2VjcmV0', kid: 'a' }], { alg: 'HS256', kid: 'a' }],
+    ['no alg', () => [{ ...rsa, kid: 'a' }], { kid: 'a' }],
+    ['a private member', () => [{ ...privateRsa, kid: 'a' }], { alg: 'RS256', kid: 'a' }],
+  ])('%s', async (_name, members, header) => {
+    const jwks = { keys: members() };
+    expect(await choice(localKeySet(jwks), header)).toEqual(await choice(createLocalJWKSet(jwks) as KeyResolver, header));
   });
 });
