@@ -436,8 +436,8 @@ function onPaper(rows: Row[]): string[] {
   t.push('maxSendRate is set below the throttle (90%) to leave room for the rest of the account. Add to the wall the start of the ' +
     'workers (SQS polling and cold starts, about a second) and, for continuations, a re-read of at most one 500-row page per worker. ' +
     'The default FanOut.queue() (16 segments, 5,000/s) takes 1,000,000 / 5,000 = 200 s, each worker 62,500 recipients at 313/s, with one continuation each. ' +
-    'Inline mode cannot do it: one engine in a 30 s message handler reaches at most about ' +
-    `${int(perWorker * 25)} recipients (${int(perWorker)}/s x ~25 s).`);
+    'Inline mode cannot do it: one engine in a 30 s message handler (512 MB) sends for 30 s less the 8 s margin, so it reaches at most about ' +
+    `${int(perWorker * 22)} recipients (${int(perWorker)}/s x 22 s).`);
   t.push('');
   return t;
 }
