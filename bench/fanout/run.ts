@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const plain: Row[] = [];
   for (const size of SIZES) {
     for (const approach of APPROACHES) {
-      await server.configure({ latencyMs: LATENCY_MS, stage: STAGE });
+      await server.configure({ latencyMs: LATENCY_MS, stage: STAGE, errorRate: 0 });
       plain.push(await measure(approach, size, approach === 'sequential' && size > SEQUENTIAL_CAP ? { cap: SEQUENTIAL_CAP } : {}));
     }
   }
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
     const tlsUrl = `https://127.0.0.1:${server.tlsPort}/${STAGE}`;
     for (let round = 0; round < CPU_BOUND_ROUNDS; round++) {
       for (const approach of ['engine', 'raw', 'raw', 'engine'] as const) {
-        await server.configure({ latencyMs: 0, stage: STAGE });
+        await server.configure({ latencyMs: 0, stage: STAGE, errorRate: 0 }); // no 500s: part 2 set them
         cpuBound.push(await measure(approach, CPU_BOUND_SIZE, { callbackUrl: tlsUrl }));
       }
     }
