@@ -127,7 +127,7 @@ export async function verifyJwt(token: string, key: KeyResolver, options: JwtVer
   const resolved = await key(header, { protected: parts[0], payload: parts[1], signature: parts[2] });
   const keyObject = isCryptoKey(resolved) ? keyObjectFor(resolved, algorithm)
     : resolved instanceof KeyObject && fits(resolved, algorithm) ? resolved : undefined;
-  // Another kind of key (bytes, a KeyObject), or one jose would refuse: jose decides, with the key resolved.
+  // Another kind of key (bytes, a JWK object, an rsa-pss or private KeyObject), or one jose would refuse: jose decides, with the key resolved.
   if (!keyObject) return (await jwtVerify(token, resolved, joseOptions)).payload;
 
   let verified = false;
