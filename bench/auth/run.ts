@@ -2,20 +2,27 @@
  * Token verification benchmark (`npx projen bench:auth`; not part of the tests).
  *
  * 1. Verifications per second on one core (the task pins the process with `taskset -c 0`), warm key
- *    cache, for HS256, RS256 and ES256: this library's TokenVerifier (jose 6 underneath) side by side
- *    with aws-jwt-verify on the same tokens (aws-jwt-verify has no HMAC), plus jose with the HMAC key
- *    passed as bytes on each call, the way most samples call it.
+ *    cache, for HS256, RS256 and ES256: this library's TokenVerifier side by side with aws-jwt-verify
+ *    on the same tokens (aws-jwt-verify has no HMAC), plus jose alone (WebCrypto, key imported once).
+ *    The variants of one algorithm take turns in ABBA order (A B C, C B A, ...) for ROUNDS rounds,
+ *    so drift in the machine's load hits them alike; each reports its median round and the spread
+ *    (min to max), and the ratio to aws-jwt-verify is the median of the per-round ratios.
  * 2. The authorizer bundle's size, and its cold start: a fresh Node.js process loads the bundled
  *    module and verifies its first token, the key set served from loopback; the time spent inside
- *    fetch (the network) is measured and reported apart.
- * It prints a Markdown report for bench/RESULTS.md.
+ *    the key set request (the network) is measured and reported apart. Alternated run by run with a
+ *    floor: a fresh process that fetches the same key set the same way and verifies the same token
+ *    with node:crypto alone.
+ *
+ * It prints the `## Token verification` section and writes it into bench/RESULTS.md, replacing only
+ * that section (the other benchmarks' sections are left as they are). BENCH_WRITE=0 only prints;
+ * BENCH_SECONDS (default 6) sets the seconds per variant and algorithm.
  */
 import { spawnSync } from 'node:child_process';
 import { createSecretKey, generateKeyPairSync, webcrypto } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { JwtRsaVerifier } from 'aws-jwt-verify';
@@ -25,8 +32,11 @@ import { TokenVerifier } from '../../src/runtime/token-verifier';
 
 const ISSUER = 'https://issuer.bench.example';
 const AUDIENCE = 'bench';
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ROUNDS = 8;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const ROUNDS = 10;
+const COLD_RUNS = 15;
+const WRITE = process.env.BENCH_WRITE !== '0';
+const RESULTS = join(__dirname, '..', '..', 'RESULTS.md');
 const TOKENS = 64;
 const BUNDLE = join(__dirname, '..', '..', '..', 'assets', 'handlers', 'authorizer.lambda', 'index.js');
 
@@ -71,43 +81,77 @@ async function main(): Promise<void> {
   const claims = { issuer: ISSUER, audience: AUDIENCE };
   const joseAlone = (alg: 'HS256' | 'RS256' | 'ES256') => (t: string) => jwtVerify(t, imported[alg], { algorithms: [alg], ...claims });
 
+  const loadBefore = loadavg()[0];
+  const started = new Date();
   const hs = await compare(tokens.HS256, {
     ours: (t) => ours.HS256.verifyToken(t),
     bytes: (t) => jwtVerify(t, secretBytes, { algorithms: ['HS256'], ...claims }),
     jose: joseAlone('HS256'),
-  });
-  const rows: string[][] = [['HS256', fmt(hs.ours), `n/a (no HMAC); jose, key as bytes on each call: ${fmt(hs.bytes)}`, '', fmt(hs.jose)]];
+  }, 'jose');
+  const rows: string[][] = [['HS256', spread(hs.ours), `n/a (no HMAC); jose, key as bytes on each call: ${spread(hs.bytes)}`, `${ratio(hs.ratio)} (of jose alone)`, spread(hs.jose)]];
   for (const alg of ['RS256', 'ES256'] as const) {
     const r = await compare(tokens[alg], {
       ours: (t) => oursPublic.verifyToken(t),
       aws: (t) => awsVerifier.verify(t),
       jose: joseAlone(alg),
-    });
-    rows.push([alg, fmt(r.ours), fmt(r.aws), (r.ours / r.aws).toFixed(2), fmt(r.jose)]);
+    }, 'aws');
+    rows.push([alg, spread(r.ours), spread(r.aws), `**${ratio(r.ratio)}**`, spread(r.jose)]);
   }
   const fetches = ours.keySet.fetches;
   server.close();
 
   const cold = coldStarts(tokens.RS256[0]);
+  const loadAfter = loadavg()[0];
   const bundle = readFileSync(BUNDLE);
 
-  const machine = `${cpus()[0].model.trim()}, ${cpus().length} cores, Node.js ${process.version}, jose ${pkgVersion('jose')}, aws-jwt-verify ${pkgVersion('aws-jwt-verify')}`;
-  console.log(`\n### Token verification (${new Date().toISOString().slice(0, 10)})\n`);
-  console.log(`Machine: ${machine}. One core (\`taskset -c 0\`), ${SECONDS} s per variant in ${ROUNDS} interleaved rounds (median round) after a warm-up, ${TOKENS} distinct tokens cycled, issuer and audience checked.\n`);
-  console.log('| algorithm | this library (verifications/s) | aws-jwt-verify (verifications/s) | ratio (ours / theirs) | jose alone, key imported once |');
-  console.log('|---|---|---|---|---|');
-  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
-  console.log(`\nKey set fetches during the whole run: ${fetches} (the key set is fetched once per container; the HMAC key is imported once per algorithm).\n`);
-  console.log(`Authorizer bundle: ${(bundle.length / 1024).toFixed(1)} KB minified, ${(gzipSync(bundle).length / 1024).toFixed(1)} KB gzipped.\n`);
-  console.log(`Cold start (fresh process, ${cold.runs} runs, median): load the bundle ${cold.load.toFixed(1)} ms; first verification (RS256, key set from loopback) ${cold.first.toFixed(1)} ms, of which ${cold.fetch.toFixed(1)} ms on the network (request to end of response); **${(cold.load + cold.first - cold.fetch).toFixed(1)} ms excluding the network**.`);
+  const machine = `${cpus()[0].model.trim()}, \`nproc\` ${cpus().length}, Node.js ${process.version}, jose ${pkgVersion('jose')}, aws-jwt-verify ${pkgVersion('aws-jwt-verify')}`;
+  const t: string[] = [];
+  t.push('## Token verification', '');
+  t.push('Script: bench/auth/run.ts (it writes this section only). Never part of the tests.', '');
+  t.push('- Command: `JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx projen bench:auth` (bundles the authorizer, then `taskset -c 0 node bench/auth/.build/run.js`)');
+  t.push(`- Date: ${started.toISOString()}`);
+  t.push(`- Machine: ${machine}`);
+  t.push(`- Load: 1-minute load average ${loadBefore.toFixed(2)} at the start, ${loadAfter.toFixed(2)} at the end; other processes share the cores, so read the ratios (measured in the same rounds), not the absolutes`);
+  t.push(`- Method: one core, one verification in flight, ${SECONDS} s per variant and algorithm in ${ROUNDS} rounds taken in ABBA order (A B C, C B A, ...) after a 300 ms warm-up each,`);
+  t.push(`  ${TOKENS} distinct tokens cycled, issuer and audience checked, warm key cache. Each cell: median round (min to max over the rounds), verifications/s.`);
+  t.push('  Ratio: the median over the rounds of (this library / the other) within the same round (min to max).');
+  t.push('  "This library" is `TokenVerifier` as the authorizer builds it: the HMAC key imported once as a WebCrypto key (as `HmacKeySource` does),');
+  t.push('  RS256/ES256 keys from a `JwksKeySource` that fetched the key set once; signatures checked by node:crypto (`verifyJwt`), claims by jose.');
+  t.push('  aws-jwt-verify verifies the same tokens with the same key set (`cacheJwks`, `verify`).', '');
+  t.push('| algorithm | this library | aws-jwt-verify | ratio (ours / aws-jwt-verify) | jose alone, key imported once |');
+  t.push('|---|---|---|---|---|');
+  for (const row of rows) t.push(`| ${row.join(' | ')} |`);
+  t.push('');
+  t.push(`Key set fetches during the whole run: ${fetches} (fetched once per container; refetched only for an unknown \`kid\`, at most once per cooldown).`, '');
+  t.push(`Authorizer bundle: ${(bundle.length / 1024).toFixed(1)} KB minified, ${(gzipSync(bundle).length / 1024).toFixed(1)} KB gzipped.`, '');
+  t.push(`Cold start: a fresh Node.js process per run, ${COLD_RUNS} runs each, the bundle and the floor alternating; RS256, the key set served from loopback by the same process.`);
+  t.push('"Network": from each key set request to the end of its response. Floor: a process that fetches the same key set the same way and verifies');
+  t.push('the same token with `createPublicKey` and `crypto.verify` alone (no claim checks, no handler). Median (min to max), ms.', '');
+  t.push('| | authorizer bundle | floor |');
+  t.push('|---|---:|---:|');
+  t.push(`| load the module | ${ms(cold.bundle.load)} | ${ms(cold.floor.load)} |`);
+  t.push(`| first verification, total | ${ms(cold.bundle.first)} | ${ms(cold.floor.first)} |`);
+  t.push(`| of which on the network | ${ms(cold.bundle.fetch)} | ${ms(cold.floor.fetch)} |`);
+  t.push(`| **cold start excluding the network** | **${ms(cold.bundle.excluding)}** | ${ms(cold.floor.excluding)} |`);
+  t.push('');
+  const section = t.join('\n');
+  console.log(`\n${section}`);
+  if (WRITE) {
+    writeSection(section);
+    console.error(`wrote the "## Token verification" section of ${RESULTS}`);
+  }
 }
 
+interface Spread { readonly median: number; readonly min: number; readonly max: number }
+
 /**
- * Verifications per second of each variant, one verification in flight at a time. The variants run
- * in turns (ROUNDS rounds of SECONDS / ROUNDS each) and each reports its median round, so load from
- * other processes on the machine hits them alike instead of whichever ran at the wrong moment.
+ * Verifications per second of each variant, one verification in flight at a time. The variants take
+ * turns in ABBA order (ROUNDS rounds of SECONDS / ROUNDS each): round 0 runs A B C, round 1 C B A, and
+ * so on, so a variant is not always the one right after another's garbage or before a load spike.
+ * `ratio`: per round, ours / `against`; their median and spread.
  */
-async function compare<K extends string>(tokens: string[], variants: Record<K, (token: string) => Promise<unknown>>): Promise<Record<K, number>> {
+type Variants<K extends string> = Record<K, (token: string) => Promise<unknown>>;
+async function compare<K extends string>(tokens: string[], variants: Variants<K>, against: string): Promise<Record<K, Spread> & { ratio: Spread }> {
   const names = Object.keys(variants) as K[];
   const rounds: Record<string, number[]> = {};
   for (const name of names) {
@@ -117,7 +161,8 @@ async function compare<K extends string>(tokens: string[], variants: Record<K, (
     rounds[name] = [];
   }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const name of names) {
+    const order = round % 2 === 0 ? names : [...names].reverse();
+    for (const name of order) {
       let count = 0;
       const started = performance.now();
       const until = started + (SECONDS * 1000) / ROUNDS;
@@ -128,17 +173,25 @@ async function compare<K extends string>(tokens: string[], variants: Record<K, (
       rounds[name].push(count / ((performance.now() - started) / 1000));
     }
   }
-  const result = {} as Record<K, number>;
+  const spreads = {} as Record<K, Spread>;
   for (const name of names) {
-    const sorted = [...rounds[name]].sort((a, b) => a - b);
-    result[name] = sorted[Math.floor(sorted.length / 2)];
-    process.stderr.write(`${name}: median ${fmt(result[name])}/s, rounds ${sorted.map(fmt).join(' ')}\n`);
+    spreads[name] = summary(rounds[name]);
+    process.stderr.write(`${name}: rounds ${rounds[name].map(fmt).join(' ')}\n`);
   }
-  return result;
+  const versus = summary(rounds.ours.map((value, i) => value / rounds[against][i]));
+  process.stderr.write(`ours / ${against}: ${ratio(versus)}\n`);
+  return Object.assign(spreads, { ratio: versus });
 }
 
-/** Runs the bundled authorizer in fresh processes: load, then the first verification, with fetch timed apart. */
-function coldStarts(token: string): { runs: number; load: number; first: number; fetch: number } {
+function summary(values: number[]): Spread {
+  const sorted = [...values].sort((x, y) => x - y);
+  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+interface ColdStart { readonly load: Spread; readonly first: Spread; readonly fetch: Spread; readonly excluding: Spread }
+
+/** Runs the bundled authorizer and the floor in fresh processes, alternately: load, then the first verification, with fetch timed apart. */
+function coldStarts(token: string): { bundle: ColdStart; floor: ColdStart } {
   const child = `
     const { createServer } = require('node:http');
     const jwks = process.env.BENCH_JWKS;
@@ -155,20 +208,41 @@ function coldStarts(token: string): { runs: number; load: number; first: number;
         request.on('response', (response) => response.on('end', () => { inFetch += performance.now() - t; }));
         return request;
       };
-      const t0 = performance.now();
-      const { handler } = require(process.env.BENCH_BUNDLE);
-      const t1 = performance.now();
-      const result = await handler({ type: 'REQUEST', methodArn: 'arn:aws:execute-api:us-east-1:1:a/dev/$connect', headers: { Authorization: 'Bearer ' + process.env.BENCH_TOKEN }, requestContext: { connectionId: 'c' } });
-      const t2 = performance.now();
-      if (result.policyDocument.Statement[0].Effect !== 'Allow') throw new Error('not allowed');
+      const token = process.env.BENCH_TOKEN;
+      let t0, t1, t2;
+      if (process.env.BENCH_MODE === 'bundle') {
+        t0 = performance.now();
+        const { handler } = require(process.env.BENCH_BUNDLE);
+        t1 = performance.now();
+        const result = await handler({ type: 'REQUEST', methodArn: 'arn:aws:execute-api:us-east-1:1:a/dev/$connect', headers: { Authorization: 'Bearer ' + token }, requestContext: { connectionId: 'c' } });
+        t2 = performance.now();
+        if (result.policyDocument.Statement[0].Effect !== 'Allow') throw new Error('not allowed');
+      } else {
+        t0 = performance.now();
+        const crypto = require('node:crypto');
+        t1 = performance.now();
+        const body = await new Promise((resolve, reject) => http.get(process.env.AUTH_JWKS_URL, (response) => {
+          const chunks = [];
+          response.on('data', (chunk) => chunks.push(chunk));
+          response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        }).on('error', reject));
+        const [h, p, s] = token.split('.');
+        const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+        const key = crypto.createPublicKey({ key: JSON.parse(body).keys.find((k) => k.kid === header.kid), format: 'jwk' });
+        if (!crypto.verify('sha256', Buffer.from(h + '.' + p), key, Buffer.from(s, 'base64url'))) throw new Error('not verified');
+        JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+        t2 = performance.now();
+      }
       console.log(JSON.stringify({ load: t1 - t0, first: t2 - t1, fetch: inFetch }));
       server.close();
     });`;
-  const samples: Array<{ load: number; first: number; fetch: number }> = [];
-  for (let i = 0; i < 11; i++) {
+  const samples: Record<'bundle' | 'floor', Array<{ load: number; first: number; fetch: number }>> = { bundle: [], floor: [] };
+  for (let i = 0; i < COLD_RUNS * 2; i++) {
+    const mode = i % 4 === 0 || i % 4 === 3 ? 'bundle' : 'floor'; // ABBA
     const out = spawnSync(process.execPath, ['-e', child], {
       env: {
         PATH: process.env.PATH,
+        BENCH_MODE: mode,
         BENCH_BUNDLE: BUNDLE,
         BENCH_TOKEN: token,
         BENCH_JWKS: process.env.BENCH_JWKS_JSON!,
@@ -180,10 +254,31 @@ function coldStarts(token: string): { runs: number; load: number; first: number;
       encoding: 'utf8',
     });
     if (out.status !== 0) throw new Error(`cold start run failed: ${out.stderr}`);
-    samples.push(JSON.parse(out.stdout.trim().split('\n').pop()!));
+    samples[mode].push(JSON.parse(out.stdout.trim().split('\n').pop()!));
   }
-  const median = (key: 'load' | 'first' | 'fetch') => samples.map((s) => s[key]).sort((a, b) => a - b)[Math.floor(samples.length / 2)];
-  return { runs: samples.length, load: median('load'), first: median('first'), fetch: median('fetch') };
+  const of = (list: Array<{ load: number; first: number; fetch: number }>): ColdStart => ({
+    load: summary(list.map((s) => s.load)),
+    first: summary(list.map((s) => s.first)),
+    fetch: summary(list.map((s) => s.fetch)),
+    excluding: summary(list.map((s) => s.load + s.first - s.fetch)),
+  });
+  return { bundle: of(samples.bundle), floor: of(samples.floor) };
+}
+
+/** Replaces this benchmark's section of bench/RESULTS.md (or appends it), re-reading the file just before. */
+function writeSection(section: string): void {
+  const header = '# Benchmark results\n\nEach benchmark under bench/ writes its own section here.\n';
+  const current = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : header;
+  const start = current.search(/^## Token verification$/m);
+  let next: string;
+  if (start < 0) {
+    next = `${current.trimEnd()}\n\n${section.trimEnd()}\n`;
+  } else {
+    const after = current.slice(start + 1).search(/^## /m);
+    const end = after < 0 ? current.length : start + 1 + after;
+    next = `${current.slice(0, start)}${section.trimEnd()}\n${after < 0 ? '' : `\n${current.slice(end)}`}`;
+  }
+  writeFileSync(RESULTS, next);
 }
 
 function serveJwks(jwks: { keys: JWK[] }) {
@@ -201,6 +296,18 @@ function pkgVersion(name: string): string {
 
 function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+function spread(s: Spread): string {
+  return `${fmt(s.median)} (${fmt(s.min)} to ${fmt(s.max)})`;
+}
+
+function ratio(s: Spread): string {
+  return `${s.median.toFixed(2)} (${s.min.toFixed(2)} to ${s.max.toFixed(2)})`;
+}
+
+function ms(s: Spread): string {
+  return `${s.median.toFixed(1)} (${s.min.toFixed(1)} to ${s.max.toFixed(1)})`;
 }
 
 main().catch((err: unknown) => {

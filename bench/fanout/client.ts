@@ -8,12 +8,13 @@
  *                  Promise.all of PostToConnectionCommand on a default ApiGatewayManagementApiClient,
  *                  deleting on `e.statusCode === 410` (which SDK v3 errors never carry)
  *   sequential (c) a paginated Scan, one PostToConnectionCommand at a time (stops at `cap` posts)
- *   raw        (d) the floor: unsigned POSTs over a node:http keep-alive agent, `concurrency` at a
+ *   raw        (d) the floor: unsigned POSTs over a node:http(s) keep-alive agent, `concurrency` at a
  *                  time, ids from a paginated Scan read one page ahead; one attempt each
  *
  * The job comes in as JSON in argv[2]; the result goes back over IPC.
  */
 import { Agent, request } from 'node:http';
+import { Agent as TlsAgent, request as tlsRequest } from 'node:https';
 import { performance } from 'node:perf_hooks';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { AttributeValue, DeleteItemCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
@@ -220,11 +221,13 @@ function sequential(job: Job, dynamo: DynamoDBClient): () => Promise<Outcome> {
 /** (d) The floor: raw keep-alive POSTs, no SDK, no signature, no retry; same pool size as (a). */
 function raw(job: Job, dynamo: DynamoDBClient): () => Promise<Outcome> {
   const url = new URL(job.callbackUrl);
-  const agent = new Agent({ keepAlive: true, maxSockets: job.concurrency });
+  const secure = url.protocol === 'https:';
+  const agent = secure ? new TlsAgent({ keepAlive: true, maxSockets: job.concurrency }) : new Agent({ keepAlive: true, maxSockets: job.concurrency });
+  const send = secure ? tlsRequest : request;
   const body = Buffer.from(job.payload, 'utf8');
   const basePath = url.pathname.replace(/\/+$/, '');
   const post = (id: string) => new Promise<number>((resolve, reject) => {
-    const req = request({
+    const req = send({
       agent,
       method: 'POST',
       hostname: url.hostname,

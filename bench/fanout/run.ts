@@ -12,15 +12,18 @@
  * Part 1, no ceiling: (a) the engine, (b) the widely copied sample, (c) a sequential loop (capped
  * at 1,000 posts and extrapolated), (d) raw keep-alive HTTP, at 1,000, 10,000 and 100,000 recipients.
  * Part 2, a ceiling of 2,000 POSTs/s (429 above it) and 5% 500s: (a), (b), (d) at 10,000.
+ * Part 3, CPU-bound: the server answers at once, over TLS (a throwaway self-signed certificate made with
+ * openssl, trusted by the client through NODE_EXTRA_CA_CERTS), so the client's CPU is the limit, not the
+ * server's latency: (a) and (d) at 10,000, in ABBA order (a d d a, twice), medians and spread.
  *
  * It prints the `## Fan-out` section and writes it into bench/RESULTS.md, replacing only that section.
  * For a quick check or a profile: BENCH_SIZES=10000 (comma list) runs fewer sizes, BENCH_APPROACHES=engine,raw
- * fewer approaches, BENCH_CEILING=0 skips part 2, BENCH_CPU_PROF=<dir> runs the clients under `node --cpu-prof`.
+ * fewer approaches, BENCH_CEILING=0 skips part 2, BENCH_CPU_BOUND=0 part 3, BENCH_CPU_PROF=<dir> runs the clients under `node --cpu-prof`.
  * The report is written to RESULTS.md only by a full run.
  */
-import { ChildProcess, execSync, fork } from 'node:child_process';
+import { ChildProcess, execFileSync, execSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -40,8 +43,12 @@ const CEILING_SIZE = 10_000;
 const RUN_TIMEOUT_MS = 240_000;
 const APPROACHES = (process.env.BENCH_APPROACHES ?? 'raw,engine,sample,sequential').split(',') as Approach[];
 const CEILING = process.env.BENCH_CEILING !== '0';
+const CPU_BOUND = process.env.BENCH_CPU_BOUND !== '0';
+const CPU_BOUND_SIZE = 10_000;
+const CPU_BOUND_ROUNDS = 2; // each round: engine, raw, raw, engine
 const CPU_PROF = process.env.BENCH_CPU_PROF;
-const FULL = !process.env.BENCH_SIZES && !process.env.BENCH_APPROACHES && CEILING && !CPU_PROF;
+const FULL = !process.env.BENCH_SIZES && !process.env.BENCH_APPROACHES && CEILING && CPU_BOUND && !CPU_PROF;
+const TLS_DIR = join(__dirname, 'tls');
 const STAGE = 'bench';
 const RESULTS = join(__dirname, '..', '..', 'RESULTS.md');
 // A broadcast as the message handler sends it: the envelope around a short chat message.
@@ -89,20 +96,21 @@ async function main(): Promise<void> {
   const dynamoEndpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
   const dynamo = new DynamoDBClient({ endpoint: dynamoEndpoint });
   const tables = new Map<number, string>();
-  for (const size of new Set([...SIZES, CEILING_SIZE])) {
+  for (const size of new Set([...SIZES, CEILING_SIZE, CPU_BOUND_SIZE])) {
     const t = Date.now();
     tables.set(size, await loadRegistry(dynamo, `connections-${size}`, size));
     log(`loaded ${size} rows into dynalite in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   }
 
-  const server = await startServer();
+  const tls = CPU_BOUND ? makeCertificate() : undefined;
+  const server = await startServer(tls);
   const callbackUrl = `http://127.0.0.1:${server.port}/${STAGE}`;
   const job = (approach: Approach, size: number, extra: Partial<Job> = {}): Job => ({
     approach, dynamoEndpoint, tableName: tables.get(size)!, callbackUrl, concurrency: CONCURRENCY, payload: PAYLOAD, ...extra,
   });
 
   const measure = async (approach: Approach, size: number, extra: Partial<Job> = {}): Promise<Row> => {
-    const run = await runClient(job(approach, size, extra));
+    const run = await runClient(job(approach, size, extra), extra.callbackUrl?.startsWith('https:') ? tls?.certFile : undefined);
     const stats = await server.stats();
     const row = { size, run, server: stats, extrapolated: run.posted < size && approach === 'sequential' };
     log(`${LABEL[approach]} ${size}: ${(run.wallMs / 1000).toFixed(2)} s, delivered ${stats.delivered}, ` +
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
   const plain: Row[] = [];
   for (const size of SIZES) {
     for (const approach of APPROACHES) {
-      await server.configure({ latencyMs: LATENCY_MS, stage: STAGE });
+      await server.configure({ latencyMs: LATENCY_MS, stage: STAGE, errorRate: 0 });
       plain.push(await measure(approach, size, approach === 'sequential' && size > SEQUENTIAL_CAP ? { cap: SEQUENTIAL_CAP } : {}));
     }
   }
@@ -129,12 +137,24 @@ async function main(): Promise<void> {
     ceiling.push(await measure(approach, CEILING_SIZE));
   }
 
+  // Part 3: CPU-bound, over TLS. ABBA so that neither approach always runs right after the other.
+  const cpuBound: Row[] = [];
+  if (CPU_BOUND && tls && server.tlsPort) {
+    const tlsUrl = `https://127.0.0.1:${server.tlsPort}/${STAGE}`;
+    for (let round = 0; round < CPU_BOUND_ROUNDS; round++) {
+      for (const approach of ['engine', 'raw', 'raw', 'engine'] as const) {
+        await server.configure({ latencyMs: 0, stage: STAGE, errorRate: 0 }); // no 500s: part 2 set them
+        cpuBound.push(await measure(approach, CPU_BOUND_SIZE, { callbackUrl: tlsUrl }));
+      }
+    }
+  }
+
   const loadAfter = loadavg();
   server.stop();
   dynamo.destroy();
   db.close();
 
-  const section = report(started, loadBefore, loadAfter, plain, ceiling);
+  const section = report(started, loadBefore, loadAfter, plain, ceiling, cpuBound);
   console.log(`\n${section}`);
   if (FULL) {
     writeSection(section);
@@ -176,13 +196,28 @@ async function loadRegistry(client: DynamoDBClient, tableName: string, size: num
 
 interface ServerHandle {
   port: number;
+  /** The same API over TLS, when the server was given a certificate. */
+  tlsPort?: number;
   configure(config: { latencyMs: number; stage: string; maxRate?: number; errorRate?: number }): Promise<void>;
   stats(): Promise<ServerStats>;
   stop(): void;
 }
 
-async function startServer(): Promise<ServerHandle> {
-  const child = fork(join(__dirname, 'server.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** A throwaway self-signed certificate for 127.0.0.1 (openssl), for the TLS part. */
+function makeCertificate(): { key: string; cert: string; certFile: string } {
+  mkdirSync(TLS_DIR, { recursive: true });
+  const keyFile = join(TLS_DIR, 'key.pem');
+  const certFile = join(TLS_DIR, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
+}
+
+async function startServer(tls?: { key: string; cert: string }): Promise<ServerHandle> {
+  const child = fork(join(__dirname, 'server.js'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...(tls ? { BENCH_TLS_KEY: tls.key, BENCH_TLS_CERT: tls.cert } : {}) },
+  });
   const reply = <T>(type: string): Promise<T> => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the server did not answer ${type}`)), 10_000);
     const onMessage = (message: { type: string }) => {
@@ -193,9 +228,10 @@ async function startServer(): Promise<ServerHandle> {
     };
     child.on('message', onMessage);
   });
-  const { port } = await reply<{ port: number }>('listening');
+  const { port, tlsPort } = await reply<{ port: number; tlsPort?: number }>('listening');
   return {
     port,
+    tlsPort,
     configure: async (config) => {
       const answered = reply('configured');
       child.send({ type: 'configure', config });
@@ -218,9 +254,10 @@ function killIfAlive(child: ChildProcess): void {
 }
 
 /** One run in a fresh client process; its output is counted, not printed (the last lines on failure). */
-async function runClient(job: Job): Promise<RunResult> {
+async function runClient(job: Job, trustCertFile?: string): Promise<RunResult> {
   const child = fork(join(__dirname, 'client.js'), [JSON.stringify(job)], {
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    env: { ...process.env, ...(trustCertFile ? { NODE_EXTRA_CA_CERTS: trustCertFile } : {}) },
     execArgv: CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${job.approach}-${Date.now()}.cpuprofile`] : [],
   });
   const tail: string[] = [];
@@ -258,7 +295,7 @@ const fullWallMs = (row: Row) => (row.extrapolated ? (row.run.wallMs * row.size)
 const cpuPerDelivery = (row: Row) => row.run.cpuUs / Math.max(1, row.server.delivered);
 const rate = (row: Row) => (row.server.delivered * 1000) / row.run.wallMs;
 
-function report(started: Date, loadBefore: number[], loadAfter: number[], plain: Row[], ceiling: Row[]): string {
+function report(started: Date, loadBefore: number[], loadAfter: number[], plain: Row[], ceiling: Row[], cpuBound: Row[]): string {
   const cpu = cpus()[0]?.model ?? 'unknown';
   const uptime = execSync('uptime').toString().trim();
   const lines: string[] = [];
@@ -330,7 +367,8 @@ function report(started: Date, loadBefore: number[], loadAfter: number[], plain:
       `| ${row.run.retried !== undefined ? `${int(row.run.retried)} / ${int(row.run.throttled!)}` : ''} | ${statuses} | ${notes.join('; ')} |`);
   }
   out();
-  lines.push(...targets(plain, ceiling), ...NOTES, '', ...onPaper(plain));
+  lines.push(...cpuBoundReport(cpuBound));
+  lines.push(...targets(plain, ceiling), ...NOTES, '', ...onPaper(plain, cpuBound));
   return lines.join('\n').replace(/\n{3,}/g, '\n\n');
 
   function targets(rows: Row[], capped: Row[]): string[] {
@@ -393,17 +431,57 @@ const NOTES = [
   '  as `post_failed` by inline sends.',
 ];
 
+/** Part 3: medians and spread of the ABBA runs, and the engine / raw ratio of each adjacent pair. */
+function cpuBoundReport(rows: Row[]): string[] {
+  if (rows.length === 0) return [];
+  const spread = (values: number[], format: (n: number) => string) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    return `${format(sorted[Math.floor(sorted.length / 2)])} (${format(sorted[0])} to ${format(sorted[sorted.length - 1])})`;
+  };
+  const of = (approach: Approach) => rows.filter((r) => r.run.approach === approach);
+  // Pairs in run order: (engine, raw), (raw, engine), ... each pair ran back to back.
+  const ratios: number[] = [];
+  for (let i = 0; i + 1 < rows.length; i += 2) {
+    const [x, y] = [rows[i], rows[i + 1]];
+    const [engine, raw] = x.run.approach === 'engine' ? [x, y] : [y, x];
+    ratios.push(cpuPerDelivery(engine) / cpuPerDelivery(raw));
+  }
+  const t: string[] = [`### CPU-bound, over TLS: ${int(CPU_BOUND_SIZE)} recipients, the server answering at once`, ''];
+  t.push('The same API served over TLS (a self-signed P-256 certificate the clients trust through `NODE_EXTRA_CA_CERTS`, as @connections is');
+  t.push('https only), with no added latency, so each run is bound by the CPU of the client (and of the server, on the other core), not by');
+  t.push(`${LATENCY_MS} ms x ${CONCURRENCY}. Runs in ABBA order ((a) (d) (d) (a), ${CPU_BOUND_ROUNDS} times), each a fresh client process; median (min to max).`, '');
+  t.push('| approach | runs | wall | deliveries/s | client CPU / delivery | delivered / lost (all runs) |');
+  t.push('|---|---:|---:|---:|---:|---:|');
+  for (const approach of ['engine', 'raw'] as const) {
+    const list = of(approach);
+    if (list.length === 0) continue;
+    const delivered = list.reduce((n, r) => n + r.server.delivered, 0);
+    t.push(`| ${LABEL[approach]} | ${list.length} | ${spread(list.map((r) => r.run.wallMs), sec)} | ${spread(list.map(rate), int)} ` +
+      `| ${spread(list.map(cpuPerDelivery), (n) => `${int(n)} us`)} | ${int(delivered)} / ${int(list.length * CPU_BOUND_SIZE - delivered)} |`);
+  }
+  t.push('');
+  if (ratios.length > 0) {
+    t.push(`Engine CPU per delivery / raw's, per back-to-back pair: ${spread(ratios, (n) => n.toFixed(2))}. The engine signs every POST (SigV4), retries and`);
+    t.push('rate-limits; raw does none of it. Both pay TLS (AES-GCM on every request, a handshake per socket).');
+    t.push('');
+  }
+  return t;
+}
+
 /**
  * "On paper: 1,000,000 connections" from the measured per-worker numbers and the queue mode's design
  * (src/fan-out.ts: one task per scan segment, at most max(2, segments) workers at once, each paced at
  * maxSendRate / max(2, segments); a worker nearing its 2 min timeout re-enqueues the rest).
  */
-function onPaper(rows: Row[]): string[] {
+function onPaper(rows: Row[], cpuBound: Row[]): string[] {
   const biggest = [...rows].filter((r) => r.run.approach === 'engine').sort((x, y) => y.size - x.size)[0];
   if (!biggest) return [];
   const N = 1_000_000;
   const measuredRate = rate(biggest); // one engine, concurrency 100, 20 ms per post, this machine
-  const cpuUs = cpuPerDelivery(biggest);
+  // CPU per delivery over TLS (as @connections is served) when part 3 ran; over plain HTTP otherwise.
+  const tlsEngine = cpuBound.filter((r) => r.run.approach === 'engine').map(cpuPerDelivery).sort((x, y) => x - y);
+  const overTls = tlsEngine.length > 0;
+  const cpuUs = overTls ? tlsEngine[Math.floor(tlsEngine.length / 2)] : cpuPerDelivery(biggest);
   const latencyBound = (CONCURRENCY * 1000) / LATENCY_MS;
   const lambdaShare = 512 / 1769; // the worker's 512 MB: Lambda gives a full vCPU at 1,769 MB
   const cpuBoundLambda = (1e6 / cpuUs) * lambdaShare;
@@ -411,7 +489,8 @@ function onPaper(rows: Row[]): string[] {
   const usable = 120 - (5 + 3); // worker timeout minus deadlineMargin(POST_TIMEOUT_MS 5 s)
   const t: string[] = ['### On paper: 1,000,000 connections', ''];
   t.push(`Measured per engine (one worker) at ${int(biggest.size)} recipients: ${int(measuredRate)} deliveries/s with 100 posts in flight at ${LATENCY_MS} ms ` +
-    `(the latency bound is 100 / ${LATENCY_MS} ms = ${int(latencyBound)}/s), at ${int(cpuUs)} us of CPU each. A queue worker has 512 MB, i.e. ` +
+    `(the latency bound is 100 / ${LATENCY_MS} ms = ${int(latencyBound)}/s), at ${int(cpuUs)} us of CPU each ` +
+    `(${overTls ? 'the median of the CPU-bound runs over TLS, as @connections is served' : `over plain HTTP at ${int(biggest.size)}`}). A queue worker has 512 MB, i.e. ` +
     `512 / 1,769 = ${lambdaShare.toFixed(2)} of a vCPU, so CPU bounds it at 1 s / ${int(cpuUs)} us x ${lambdaShare.toFixed(2)} = **${int(cpuBoundLambda)}/s** ` +
     `(if a Lambda vCPU is as fast as this machine's core). Per worker: min(${int(measuredRate)}, ${int(cpuBoundLambda)}) = **${int(perWorker)}/s**, ` +
     'less if @connections answers slower than 20 ms from inside the region (throughput = 100 / latency).');
@@ -436,8 +515,8 @@ function onPaper(rows: Row[]): string[] {
   t.push('maxSendRate is set below the throttle (90%) to leave room for the rest of the account. Add to the wall the start of the ' +
     'workers (SQS polling and cold starts, about a second) and, for continuations, a re-read of at most one 500-row page per worker. ' +
     'The default FanOut.queue() (16 segments, 5,000/s) takes 1,000,000 / 5,000 = 200 s, each worker 62,500 recipients at 313/s, with one continuation each. ' +
-    'Inline mode cannot do it: one engine in a 30 s message handler reaches at most about ' +
-    `${int(perWorker * 25)} recipients (${int(perWorker)}/s x ~25 s).`);
+    'Inline mode cannot do it: one engine in a 30 s message handler (512 MB) sends for 30 s less the 8 s margin, so it reaches at most about ' +
+    `${int(perWorker * 22)} recipients (${int(perWorker)}/s x 22 s).`);
   t.push('');
   return t;
 }

@@ -10,8 +10,11 @@
  * status, and the POSTs that carried a SigV4 `Authorization` header.
  *
  * Control is over IPC: `{ type: 'configure', ... }` resets the counters; `{ type: 'stats' }` answers them.
+ * With BENCH_TLS_KEY and BENCH_TLS_CERT (PEM) it also serves the same API over TLS on a second port,
+ * as the real @connections endpoint does (https only).
  */
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 interface Config {
@@ -63,7 +66,7 @@ function answer(res: ServerResponse, status: number, type?: string, message?: st
   }
 }
 
-const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+function serve(req: IncomingMessage, res: ServerResponse): void {
   const match = /^\/([^/]+)\/@connections\/([^/?]+)$/.exec(req.url ?? '');
   if (!match || req.method !== 'POST' || match[1] !== config.stage) {
     req.resume();
@@ -88,10 +91,18 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       answer(res, 200);
     }, config.latencyMs);
   });
-});
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 125_000;
-server.requestTimeout = 0;
+}
+
+const server = createServer(serve);
+const tlsServer = process.env.BENCH_TLS_KEY && process.env.BENCH_TLS_CERT
+  ? createTlsServer({ key: process.env.BENCH_TLS_KEY, cert: process.env.BENCH_TLS_CERT }, serve)
+  : undefined;
+for (const s of [server, tlsServer]) {
+  if (!s) continue;
+  s.keepAliveTimeout = 120_000;
+  s.headersTimeout = 125_000;
+  s.requestTimeout = 0;
+}
 
 process.on('message', (message: { type: string; config?: Partial<Config> }) => {
   if (message.type === 'configure') {
@@ -108,6 +119,8 @@ process.on('message', (message: { type: string; config?: Partial<Config> }) => {
       deliveringMs: last200 - first200,
     });
   } else if (message.type === 'stop') {
+    tlsServer?.closeAllConnections();
+    tlsServer?.close();
     server.closeAllConnections();
     server.close(() => process.exit(0));
   }
@@ -115,5 +128,10 @@ process.on('message', (message: { type: string; config?: Partial<Config> }) => {
 process.on('disconnect', () => process.exit(0)); // the parent is gone: never outlive it
 
 server.listen(0, '127.0.0.1', () => {
-  process.send!({ type: 'listening', port: (server.address() as AddressInfo).port });
+  const port = (server.address() as AddressInfo).port;
+  if (!tlsServer) {
+    process.send!({ type: 'listening', port });
+    return;
+  }
+  tlsServer.listen(0, '127.0.0.1', () => process.send!({ type: 'listening', port, tlsPort: (tlsServer.address() as AddressInfo).port }));
 });

@@ -1,6 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { Environment } from './configuration';
 import { KeyUnavailableError } from './key-source';
 
@@ -59,7 +58,9 @@ export async function readSecretString(secretId: string, options: SecretReaderOp
 }
 
 function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  // node:https (and TLS) loads on the first https read, not with the module: a JWKS authorizer never needs it for this.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const send: typeof httpRequest = url.protocol === 'https:' ? require('node:https').request : httpRequest;
   const signal = AbortSignal.timeout(timeoutMs);
   return new Promise((resolve, reject) => {
     const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal }, (response) => {

@@ -1,9 +1,9 @@
-import type { KeyObject, webcrypto } from 'node:crypto';
-import { errors, jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import { errors, type JWTPayload } from 'jose';
 import { booleanSetting, ConfigurationError, Environment, listSetting, nonNegativeNumberSetting, optionalSetting, positiveIntegerSetting } from './configuration';
 import { Defaults, Env, RESERVED_CONTEXT_KEYS } from './environment';
 import { hmacKeySource } from './hmac-key-source';
 import { jwksKeySource } from './jwks-key-source';
+import { KeyResolver, verifyJwt } from './jwt-verify';
 import { KeyUnavailableError } from './key-source';
 
 /** Where a client puts its token on the `$connect` request. */
@@ -20,11 +20,7 @@ export interface TokenCarrier {
   readonly queryStringParameters?: Readonly<Record<string, string | undefined>> | null;
 }
 
-/** A key jose verifies with. */
-export type VerificationKey = webcrypto.CryptoKey | KeyObject | Uint8Array;
-
-/** The key for a token, chosen by its protected header (`alg`, `kid`). */
-export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<VerificationKey>;
+export type { KeyResolver, VerificationKey } from './jwt-verify';
 
 /** The only values Cognito puts in `token_use`. */
 export type TokenUse = 'access' | 'id';
@@ -214,12 +210,13 @@ export class TokenVerifier {
   }
 
   private async verifySignatureAndClaims(token: string): Promise<JWTPayload> {
-    const verify = async () => (await jwtVerify(token, this.options.key, {
-      algorithms: [...this.options.algorithms],
+    // jose's checks, with the signature verified by node:crypto (see verifyJwt).
+    const verify = () => verifyJwt(token, this.options.key, {
+      algorithms: this.options.algorithms,
       issuer: this.options.issuer,
-      audience: this.options.audience ? [...this.options.audience] : undefined,
+      audience: this.options.audience,
       clockTolerance: this.options.clockToleranceSeconds,
-    })).payload;
+    });
     try {
       try {
         return await verify();
