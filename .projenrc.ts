@@ -303,7 +303,7 @@ project.addDevDeps('jest-util@^29');
 // cdk-nag (AwsSolutions) runs on the construct's default and fully configured forms in test/nag.test.ts.
 project.addDevDeps('cdk-nag@^3');
 
-// Token verification benchmark (bench/auth/run.ts; it prints bench/RESULTS.md's `Token verification`).
+// Token verification benchmark (bench/auth/run.ts; it rewrites bench/RESULTS.md's `## Token verification` section only, or just prints with BENCH_WRITE=0).
 // Never part of `test`. aws-jwt-verify is the verifier AWS samples use, measured on the same tokens.
 project.addDevDeps('aws-jwt-verify@^5');
 const benchAuth = project.addTask('bench:auth', {
