@@ -17,6 +17,8 @@ const USAGE = `Usage:
       --port 0 picks a free port. --secret (or the AUTHWS_SECRET variable) sets the value of every
       Secrets Manager secret (default: random, printed). --web serves a folder of static files
       (a browser client) at /. --concurrency caps the sandboxes (worker threads) each function runs at once.
+      Functions reach a local Lambda Invoke API and EventBridge (PutEvents), whose URLs it prints: a
+      backend on this machine publishes with AWS_ENDPOINT_URL_LAMBDA set to the first.
 
   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]
       Prints an HS256 token signed with VALUE (default: the AUTHWS_SECRET variable), for a gateway

@@ -1,7 +1,7 @@
-import { publishToChannel } from '../../src/publish';
 import { synthesizeChannelsHooks } from './fixtures/channels-hooks';
 import { closeAllClients, TestClient } from './support/clients';
 import { cliToken, GatewayProcess, stopAllGateways } from './support/gateway-process';
+import { publishToChannel } from '../../src/publish';
 
 /**
  * End to end through the bundled `authws local`: what channels ask of the Lambda and EventBridge

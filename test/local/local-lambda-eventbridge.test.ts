@@ -120,8 +120,11 @@ test('a payload that is not JSON is refused with InvalidRequestContentException'
 
 test('PutEvents answers as EventBridge does, logs each event on one line, and invokes the functions of matching rules', async () => {
   const environment = {
-    AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDLOCAL', AWS_SECRET_ACCESS_KEY: 'local',
-    AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.endpoint, WEBSOCKET_API_ID: 'abc123',
+    AWS_REGION: 'eu-west-1',
+    AWS_ACCESS_KEY_ID: 'AKIDLOCAL',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    AWS_ENDPOINT_URL_EVENTBRIDGE: eventBridge.endpoint,
+    WEBSOCKET_API_ID: 'abc123',
   };
   const before = logLines.length;
   await new EventBridgeLifecycleSink('default', environment).presence({ event: 'joined', channel: 'rooms/red', userId: 'alice\nforged' });
@@ -137,8 +140,14 @@ test('PutEvents answers as EventBridge does, logs each event on one line, and in
   const events = await recorded((all) => all.some((event) => event['detail-type'] === 'Joined'));
   const joined = events.filter((event) => event['detail-type'] === 'Joined');
   expect(joined).toEqual([{
-    'version': '0', 'id': expect.any(String), 'detail-type': 'Joined', 'source': 'authenticated-websocket-api',
-    'account': '111122223333', 'time': expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), 'region': 'eu-west-1', 'resources': [],
+    'version': '0',
+    'id': expect.any(String),
+    'detail-type': 'Joined',
+    'source': 'authenticated-websocket-api',
+    'account': '111122223333',
+    'time': expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+    'region': 'eu-west-1',
+    'resources': [],
     'detail': { apiId: 'abc123', channel: 'rooms/red', userId: 'alice\nforged' },
   }]);
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -150,17 +159,22 @@ test('PutEvents reports a malformed entry in FailedEntryCount and refuses what i
     const response = await fetch(eventBridge.endpoint, { method: 'POST', headers: { 'x-amz-target': target, 'content-type': 'application/x-amz-json-1.1' }, body: JSON.stringify(body) });
     return { status: response.status, body: await response.json() as any };
   };
-  const mixed = await post('AWSEvents.PutEvents', { Entries: [
-    { Source: 'app', DetailType: 'Ok', Detail: '{"a":1}' },
-    { Source: 'app', DetailType: 'Bad', Detail: 'not json' },
-    { DetailType: 'NoSource', Detail: '{}' },
-  ] });
+  const mixed = await post('AWSEvents.PutEvents', {
+    Entries: [
+      { Source: 'app', DetailType: 'Ok', Detail: '{"a":1}' },
+      { Source: 'app', DetailType: 'Bad', Detail: 'not json' },
+      { DetailType: 'NoSource', Detail: '{}' },
+    ],
+  });
   expect(mixed.status).toBe(200);
-  expect(mixed.body).toEqual({ FailedEntryCount: 2, Entries: [
-    { EventId: expect.any(String) },
-    { ErrorCode: 'MalformedDetail', ErrorMessage: expect.any(String) },
-    { ErrorCode: 'InvalidArgument', ErrorMessage: expect.any(String) },
-  ] });
+  expect(mixed.body).toEqual({
+    FailedEntryCount: 2,
+    Entries: [
+      { EventId: expect.any(String) },
+      { ErrorCode: 'MalformedDetail', ErrorMessage: expect.any(String) },
+      { ErrorCode: 'InvalidArgument', ErrorMessage: expect.any(String) },
+    ],
+  });
   expect(await post('AWSEvents.PutEvents', { Entries: [] })).toMatchObject({ status: 400, body: { __type: 'ValidationException' } });
   expect(await post('AWSEvents.PutRule', { Name: 'x' })).toMatchObject({ status: 400, body: { __type: 'UnknownOperationException' } });
 });
