@@ -113,6 +113,14 @@ test('InvocationType Event answers 202 at once and runs the function in the back
   expect(lines).toEqual([{ async: 1 }]);
 }, 20_000);
 
+test('an asynchronous payload over 256 KB is refused with RequestTooLargeException, as Lambda does', async () => {
+  const big = payload({ text: 'x'.repeat(300 * 1024) });
+  const failure = await client.send(new InvokeCommand({ FunctionName: 'Echo', InvocationType: 'Event', Payload: big })).catch((err: unknown) => err);
+  expect((failure as Error).name).toBe('RequestTooLargeException');
+  const answer = await client.send(new InvokeCommand({ FunctionName: 'Echo', Payload: big }));
+  expect(JSON.parse(text(answer.Payload)).got.text).toHaveLength(300 * 1024);
+}, 20_000);
+
 test('a payload that is not JSON is refused with InvalidRequestContentException', async () => {
   const failure = await client.send(new InvokeCommand({ FunctionName: 'Echo', Payload: Buffer.from('{not json') })).catch((err: unknown) => err);
   expect((failure as Error).name).toBe('InvalidRequestContentException');
