@@ -67,6 +67,23 @@ export interface EventSourceMappingModel {
   readonly maximumConcurrency?: number;
 }
 
+/**
+ * An EventBridge rule (`AWS::Events::Rule`) whose pattern authws local can match: exact values of
+ * `source` and `detail-type` only, with the Lambda functions among its targets.
+ */
+export interface EventRuleModel {
+  /** `<stack>/<logicalId>`. */
+  readonly key: string;
+  /** The bus it listens on (a name; `default` when the rule names none). */
+  readonly eventBusName: string;
+  /** The values `source` must equal one of; undefined when the pattern does not constrain it. */
+  readonly sources?: readonly string[];
+  /** The values `detail-type` must equal one of; undefined when the pattern does not constrain it. */
+  readonly detailTypes?: readonly string[];
+  /** The ARNs of the functions it targets. */
+  readonly functionArns: readonly string[];
+}
+
 export interface SecretModel {
   readonly logicalId: string;
   readonly name: string;
@@ -134,6 +151,8 @@ export interface AssemblyModel {
   readonly queues: readonly QueueModel[];
   /** SQS event sources (other kinds are reported in `warnings`). */
   readonly eventSourceMappings: readonly EventSourceMappingModel[];
+  /** EventBridge rules with exact-match patterns on source and detail-type (others are reported in `warnings`). */
+  readonly eventRules: readonly EventRuleModel[];
   /** Things the gateway cannot reproduce, for the startup log. */
   readonly warnings: readonly string[];
 }
@@ -177,6 +196,7 @@ export function loadAssembly(directory: string): AssemblyModel {
   const secrets: SecretModel[] = [];
   const queues: QueueModel[] = [];
   const eventSourceMappings: EventSourceMappingModel[] = [];
+  const eventRules: EventRuleModel[] = [];
   const warnings: string[] = [];
   for (const stack of stacks) {
     const model = new StackReader(stack);
@@ -186,9 +206,10 @@ export function loadAssembly(directory: string): AssemblyModel {
     secrets.push(...model.secrets());
     queues.push(...model.queues());
     eventSourceMappings.push(...model.eventSourceMappings());
+    eventRules.push(...model.eventRules());
     warnings.push(...model.warnings);
   }
-  return { directory: root, apis, functions, tables, secrets, queues, eventSourceMappings, warnings };
+  return { directory: root, apis, functions, tables, secrets, queues, eventSourceMappings, eventRules, warnings };
 }
 
 function readStacks(directory: string): StackArtifact[] {
@@ -255,6 +276,14 @@ function assetPaths(directory: string, dependencies: Array<{ type: string; prope
   return paths;
 }
 
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A short, stable stand-in id: the same template gives the same ids on every run. */
 function localId(seed: string, length: number): string {
   const digest = createHash('sha256').update(seed).digest();
@@ -293,6 +322,7 @@ class StackReader implements ResolutionContext {
       case 'AWS::SecretsManager::Secret': return this.secret(logicalId).arn;
       case 'AWS::Lambda::Function': return this.functionName(logicalId);
       case 'AWS::SQS::Queue': return this.queueUrl(logicalId);
+      case 'AWS::Events::EventBus': return this.literal(resource.Properties?.Name) ?? logicalId;
       case 'AWS::Lambda::Alias': return `${this.functionArnOf(resource.Properties?.FunctionName)}:${this.literal(resource.Properties?.Name) ?? logicalId}`;
       case 'AWS::Lambda::Version': return `${this.functionArnOf(resource.Properties?.FunctionName)}:1`;
       default: return logicalId; // CloudFormation physical ids are opaque strings; the logical id stands in
@@ -433,6 +463,39 @@ class StackReader implements ResolutionContext {
       });
     }
     return mappings;
+  }
+
+  eventRules(): EventRuleModel[] {
+    const rules: EventRuleModel[] = [];
+    for (const [logicalId, resource] of this.ofType('AWS::Events::Rule')) {
+      const props = resource.Properties ?? {};
+      const key = `${this.stack.stackName}/${logicalId}`;
+      if (props.EventPattern === undefined) continue; // a schedule: nothing puts events to it
+      if (this.literal(props.State) === 'DISABLED') continue;
+      const targets = (this.tryResolve(props.Targets) as Array<{ Arn?: unknown }> | undefined) ?? [];
+      const functionArns = targets.map((target) => this.literal(target.Arn) ?? '')
+        .map((arn) => /^(arn:[^:]+:lambda:[^:]*:[^:]*:function:[^:]+)/.exec(arn)?.[1])
+        .filter((arn): arn is string => arn !== undefined);
+      if (functionArns.length === 0) continue;
+      const raw = this.tryResolve(props.EventPattern);
+      const pattern = typeof raw === 'string' ? safeJson(raw) : raw;
+      const exact = (value: unknown) => Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string');
+      const fields = pattern && typeof pattern === 'object' ? Object.entries(pattern as Record<string, unknown>) : undefined;
+      if (!fields || fields.length === 0 || fields.some(([field, value]) => !['source', 'detail-type'].includes(field) || !exact(value))) {
+        this.warnings.push(`EventBridge rule ${key} does not invoke its targets locally: authws local matches exact values of source and detail-type only, and its pattern is ${JSON.stringify(raw)}.`);
+        continue;
+      }
+      const byField = Object.fromEntries(fields) as Record<string, string[] | undefined>;
+      const bus = this.literal(props.EventBusName) ?? 'default';
+      rules.push({
+        key,
+        eventBusName: bus.replace(/^arn:[^:]+:events:[^:]*:[^:]*:event-bus\//, ''),
+        sources: byField.source,
+        detailTypes: byField['detail-type'],
+        functionArns,
+      });
+    }
+    return rules;
   }
 
   private queueName(logicalId: string): string {

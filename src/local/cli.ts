@@ -17,6 +17,8 @@ const USAGE = `Usage:
       --port 0 picks a free port. --secret (or the AUTHWS_SECRET variable) sets the value of every
       Secrets Manager secret (default: random, printed). --web serves a folder of static files
       (a browser client) at /. --concurrency caps the sandboxes (worker threads) each function runs at once.
+      Functions reach a local Lambda Invoke API and EventBridge (PutEvents), whose URLs it prints: a
+      backend on this machine publishes with AWS_ENDPOINT_URL_LAMBDA set to the first.
 
   authws token [--secret VALUE] --sub USER [--ttl 1h] [--claim key=value ...]
       Prints an HS256 token signed with VALUE (default: the AUTHWS_SECRET variable), for a gateway
@@ -86,6 +88,10 @@ async function local(argv: readonly string[]): Promise<void> {
   if (secretOrigin === 'random') console.log(`Secrets Manager secrets have the value: ${gateway.secret}  (set it with --secret or ${SECRET_VARIABLE})`);
   const tables = gateway.assembly.tables.map((table) => table.tableName).join(', ');
   if (tables) console.log(`DynamoDB (in memory) at ${gateway.dynamoDbEndpoint}: ${tables}`);
+  // A backend on this machine reaches the functions (the publisher, for the publish helper) with AWS_ENDPOINT_URL_LAMBDA.
+  const functionNames = [...gateway.assembly.functions.values()].map((fn) => fn.functionName).join(', ');
+  console.log(`Lambda Invoke API at ${gateway.lambdaEndpoint} (AWS_ENDPOINT_URL_LAMBDA): ${functionNames}`);
+  console.log(`EventBridge PutEvents at ${gateway.eventBridgeEndpoint} (AWS_ENDPOINT_URL_EVENTBRIDGE)`);
   // One line per served stage, naming its API: with several APIs, the URLs alone do not say which is which.
   for (const stage of gateway.stages) console.log(`READY ${stage.url}  ${stage.api.stackName}/${stage.api.name}`);
   await printHowToConnect(gateway, web !== undefined, secretOrigin === 'random');

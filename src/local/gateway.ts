@@ -4,6 +4,8 @@ import { AssemblyModel, FunctionModel, loadAssembly, WebSocketApiModel } from '.
 import { ConnectionLimits } from './connection';
 import { LambdaRunner } from './lambda-runner';
 import { LocalDynamoDb, startDynamoDb } from './local-dynamodb';
+import { LocalEventBridge, startEventBridge } from './local-eventbridge';
+import { LocalLambda, startLambda } from './local-lambda';
 import { LocalSqs, startSqs } from './local-sqs';
 import { sandboxSetup } from './sandbox-setup';
 import { LocalSecretsManager, startSecretsManager } from './secrets-manager';
@@ -13,7 +15,9 @@ import { WebSocketApiServer } from './websocket-api-server';
  * `authws local`: serves every WebSocket API of a cloud assembly on this machine. Each API gets a
  * port (the first one `port`, the next ones the ports after it, or free ports when `port` is 0);
  * tables live in an embedded DynamoDB, secrets in a local Secrets Manager and queues in a local SQS
- * (whose event sources invoke their functions), all reached by the functions through
+ * (whose event sources invoke their functions); a local Lambda Invoke API runs the assembly's
+ * functions for code that invokes them, and a local EventBridge takes PutEvents (logging each event
+ * and invoking the functions of matching rules), all reached by the functions through
  * `AWS_ENDPOINT_URL_*` variables, so the handlers need no local mode.
  */
 
@@ -79,6 +83,16 @@ export class LocalGateway {
       gateway.dynamoDb = await startDynamoDb(assembly.tables, LOOPBACK);
       gateway.secretsManager = await startSecretsManager(assembly.secrets, secret, LOOPBACK, log);
       gateway.sqs = await startSqs(assembly.queues, assembly.eventSourceMappings, LOOPBACK, log);
+      gateway.lambda = await startLambda(() => gateway.runners.values(), LOOPBACK, log);
+      const [home] = assembly.apis;
+      gateway.eventBridge = await startEventBridge({
+        rules: assembly.eventRules,
+        functions: (arn) => gateway.runners.get(arn),
+        region: home.region,
+        accountId: home.accountId,
+        host: LOOPBACK,
+        log,
+      });
       for (const [index, api] of assembly.apis.entries()) {
         gateway.servers.push(await WebSocketApiServer.listen({
           api,
@@ -106,6 +120,8 @@ export class LocalGateway {
   private dynamoDb: LocalDynamoDb | undefined;
   private secretsManager: LocalSecretsManager | undefined;
   private sqs: LocalSqs | undefined;
+  private lambda: LocalLambda | undefined;
+  private eventBridge: LocalEventBridge | undefined;
 
   private constructor(
     readonly assembly: AssemblyModel,
@@ -122,11 +138,23 @@ export class LocalGateway {
     return this.secretsManager!.endpoint;
   }
 
+  /** The Lambda Invoke API of the assembly's functions (`AWS_ENDPOINT_URL_LAMBDA` for a local backend). */
+  get lambdaEndpoint(): string {
+    return this.lambda!.endpoint;
+  }
+
+  /** Where PutEvents goes (`AWS_ENDPOINT_URL_EVENTBRIDGE`). */
+  get eventBridgeEndpoint(): string {
+    return this.eventBridge!.endpoint;
+  }
+
   /** Closes every connection (clients get a close frame and `$disconnect` runs), then everything else. */
   async close(): Promise<void> {
     await Promise.all(this.servers.map((server) => server.close()));
     await Promise.all([...this.runners.values()].map((runner) => runner.close()));
     await this.sqs?.close();
+    await this.lambda?.close();
+    await this.eventBridge?.close();
     await this.dynamoDb?.close();
     await this.secretsManager?.close();
   }
@@ -179,6 +207,9 @@ export class LocalGateway {
       AWS_ENDPOINT_URL_DYNAMODB: this.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: this.secretsManagerEndpoint,
       AWS_ENDPOINT_URL_SQS: this.sqs!.endpoint,
+      AWS_ENDPOINT_URL_LAMBDA: this.lambdaEndpoint,
+      // The SDK v3's service id for EventBridge is `EventBridge`; the lifecycle events read it too.
+      AWS_ENDPOINT_URL_EVENTBRIDGE: this.eventBridgeEndpoint,
     };
   }
 }
@@ -201,7 +232,7 @@ function checkAssets(assembly: AssemblyModel): void {
   }
 }
 
-/** The functions the gateway may invoke: route integrations, authorizers, SQS event sources. */
+/** The functions the gateway may invoke: route integrations, authorizers, SQS event sources, EventBridge rule targets. */
 function functionsInUse(assembly: AssemblyModel): Set<string> {
   const used = new Set<string>();
   for (const api of assembly.apis) {
@@ -211,6 +242,7 @@ function functionsInUse(assembly: AssemblyModel): Set<string> {
     }
   }
   for (const mapping of assembly.eventSourceMappings) used.add(mapping.functionArn);
+  for (const rule of assembly.eventRules) for (const arn of rule.functionArns) used.add(arn);
   return used;
 }
 

@@ -132,6 +132,8 @@ describe('serving an assembly', () => {
       AWS_REGION: 'us-east-1',
       AWS_ENDPOINT_URL_DYNAMODB: gateway.dynamoDbEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: gateway.secretsManagerEndpoint,
+      AWS_ENDPOINT_URL_LAMBDA: gateway.lambdaEndpoint,
+      AWS_ENDPOINT_URL_EVENTBRIDGE: gateway.eventBridgeEndpoint,
     });
     expect(guardedEnv.AWS_ACCESS_KEY_ID).toBeTruthy();
   });
@@ -526,11 +528,13 @@ describe('isolation between invocations', () => {
 });
 
 describe('start-up', () => {
-  test('the embedded DynamoDB and Secrets Manager listen on 127.0.0.1 whatever --host says', async () => {
+  test('the embedded DynamoDB, Secrets Manager, Lambda and EventBridge listen on 127.0.0.1 whatever --host says', async () => {
     const wide = await LocalGateway.start({ assemblyDirectory: fixtureAssembly, host: '0.0.0.0', port: 0, log: () => undefined });
     try {
       expect(new URL(wide.dynamoDbEndpoint).hostname).toBe('127.0.0.1');
       expect(new URL(wide.secretsManagerEndpoint).hostname).toBe('127.0.0.1');
+      expect(new URL(wide.lambdaEndpoint).hostname).toBe('127.0.0.1');
+      expect(new URL(wide.eventBridgeEndpoint).hostname).toBe('127.0.0.1');
       expect(new URL(wide.stages[0].url).hostname).toBe('0.0.0.0');
     } finally {
       await wide.close();
