@@ -1,10 +1,8 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { callAwsJson } from './aws-json-call';
 import type { PresenceChange } from './channel-store';
 import { Environment, optionalSetting } from './configuration';
 import { Env, ObservabilityEnv } from './environment';
 import { errorName, logEvent } from './log';
-import { signedHeaders } from './secret-reader';
 
 /** The `source` of every lifecycle event. */
 export const LIFECYCLE_SOURCE = 'authenticated-websocket-api';
@@ -47,13 +45,7 @@ export class EventBridgeLifecycleSink implements LifecycleSink {
 
   private async put(detailType: string, detail: Record<string, string>): Promise<void> {
     try {
-      const env = this.env;
-      const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-      const accessKeyId = env.AWS_ACCESS_KEY_ID;
-      const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
-      if (!region || !accessKeyId || !secretAccessKey) throw new Error('NO_CREDENTIALS');
-      const endpoint = new URL(env.AWS_ENDPOINT_URL_EVENTBRIDGE ?? env.AWS_ENDPOINT_URL ?? `https://events.${region}.amazonaws.com`);
-      const apiId = optionalSetting(env, ObservabilityEnv.API_ID);
+      const apiId = optionalSetting(this.env, ObservabilityEnv.API_ID);
       const body = JSON.stringify({
         Entries: [{
           Source: LIFECYCLE_SOURCE,
@@ -62,18 +54,14 @@ export class EventBridgeLifecycleSink implements LifecycleSink {
           EventBusName: this.busName,
         }],
       });
-      const headers = signedHeaders({
-        method: 'POST',
-        host: endpoint.host,
-        path: endpoint.pathname || '/',
-        headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'AWSEvents.PutEvents' },
-        body,
+      const { status, text } = await callAwsJson(this.env, {
         service: 'events',
-        region,
-        credentials: { accessKeyId, secretAccessKey, sessionToken: env.AWS_SESSION_TOKEN },
-        now: new Date(),
+        hostPrefix: 'events',
+        endpointVariable: 'AWS_ENDPOINT_URL_EVENTBRIDGE',
+        target: 'AWSEvents.PutEvents',
+        body,
+        timeoutMs: this.timeoutMs,
       });
-      const { status, text } = await post(endpoint, headers, body, this.timeoutMs);
       const failed = status === 200 ? (JSON.parse(text) as { FailedEntryCount?: number }).FailedEntryCount ?? 0 : 1;
       if (status !== 200 || failed > 0) throw new Error(status !== 200 ? `HTTP_${status}` : 'FAILED_ENTRY');
     } catch (err) {
@@ -94,19 +82,4 @@ export function lifecycleSinkFromEnvironment(env: Environment): LifecycleSink | 
     sinks.set(bus, sink);
   }
   return sink;
-}
-
-function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  const signal = AbortSignal.timeout(timeoutMs);
-  return new Promise((resolve, reject) => {
-    const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      response.on('error', reject);
-    });
-    request.on('error', () => reject(new Error(signal.aborted ? 'TIMEOUT' : 'FETCH_FAILED')));
-    request.end(body);
-  });
 }
