@@ -146,6 +146,12 @@ export interface SubscribeOptions {
   readonly onPresence?: (event: PresenceEvent) => void;
   /** Called when the server could not replay everything missed (its history no longer reaches back). */
   readonly onGap?: (channel: string) => void;
+  /**
+   * Called when the channel's ids restarted on the server (its table was recreated, or `authws local`
+   * restarted): what the client saw before is forgotten, the new ids are delivered from 1 (history
+   * replayed from its start), and messages published in between may be lost.
+   */
+  readonly onReset?: (channel: string) => void;
 }
 
 /** A live subscription. */
@@ -221,6 +227,12 @@ const DEFAULTS = {
 const OPEN = 1;
 /** How long a replaced connection stays open after its successor took over, for frames on their way. */
 const DRAIN_MS = 500;
+/**
+ * After a `subscribe` with `since` is acknowledged, how long live messages that would skip ids wait
+ * for the replay to fill the hole (restarted by every replayed message). A live message may arrive
+ * before the replayed ones: it is held, not delivered out of order, and not dropped.
+ */
+const REPLAY_SETTLE_MS = 1_000;
 const REQUEST_ID_PREFIX = 'c';
 
 /**
@@ -276,6 +288,26 @@ interface PendingRequest {
   reject(error: AuthWsError): void;
 }
 
+/** A channel message frame as received. */
+interface ChannelFrame {
+  readonly channel: string;
+  readonly message: unknown;
+  readonly sender: string;
+  readonly id: number;
+  readonly replay?: boolean;
+}
+
+/** A concrete channel resubscribed with `since`, from the request until its replay settled. */
+interface Resync {
+  readonly link: Link;
+  acked: boolean;
+  /** Live messages that skip ids: delivered once the replay filled the hole, or when it settles. */
+  readonly held: ChannelFrame[];
+  /** Messages with ids the client already saw, on the new connection before the ack: new if the ack says `reset`. */
+  readonly suspect: ChannelFrame[];
+  timer?: Timer;
+}
+
 interface SubscriptionRecord {
   readonly channel: string;
   readonly handler: (message: ChannelMessage) => void;
@@ -324,6 +356,7 @@ export class AuthWsClient {
   private readonly pending = new Map<string, PendingRequest>();
   private readonly subscriptions = new Map<string, Set<SubscriptionRecord>>();
   private readonly lastIds = new Map<string, number>();
+  private readonly resyncs = new Map<string, Resync>();
   private readonly outbox: string[] = [];
   private currentState: ClientState = 'connecting';
   private primary: Link | undefined;
@@ -519,6 +552,11 @@ export class AuthWsClient {
     if (link.ended) {
       this.scheduleReconnect('the connection closed as it opened');
       return;
+    }
+    // Channels heard only through a wildcard subscription get no replay, and their ids may have
+    // restarted meanwhile: with no other connection left to repeat a message, their next id is new.
+    for (const channel of [...this.lastIds.keys()]) {
+      if (!this.subscriptions.has(channel)) this.lastIds.delete(channel);
     }
     // Nothing else is open: the connection takes over at once, and resubscribes (with `since`) as it
     // does. A server slow to acknowledge delays no message.
@@ -753,6 +791,8 @@ export class AuthWsClient {
     }
     this.pending.clear();
     this.outbox.length = 0;
+    for (const resync of this.resyncs.values()) clearTimeout(resync.timer);
+    this.resyncs.clear();
     for (const records of this.subscriptions.values()) {
       for (const record of records) record.settle?.reject(error);
     }
@@ -816,14 +856,29 @@ export class AuthWsClient {
 
   private async subscribeOn(link: Link, channel: string): Promise<void> {
     const since = channel.includes('*') ? undefined : this.lastIds.get(channel);
+    let resync: Resync | undefined;
+    if (since !== undefined) {
+      this.endResync(channel);
+      resync = { link, acked: false, held: [], suspect: [] };
+      this.resyncs.set(channel, resync);
+    }
     try {
       const answer = await this.requestOn(link, { action: 'subscribe', channel, ...(since === undefined ? {} : { since }) });
-      const records = this.subscriptions.get(channel);
-      for (const record of records ?? []) {
+      const records = [...(this.subscriptions.get(channel) ?? [])];
+      if (answer?.reset === true) this.lastIds.set(channel, 0);
+      for (const record of records) {
         record.settle?.resolve();
+        if (answer?.reset === true) record.options.onReset?.(channel);
         if (answer?.gap === true) record.options.onGap?.(channel);
       }
+      if (resync && this.resyncs.get(channel) === resync) {
+        resync.acked = true;
+        const suspect = resync.suspect.splice(0);
+        if (answer?.reset === true) for (const frame of suspect.sort((a, b) => a.id - b.id)) this.onChannelFrame(link, frame);
+        this.settleLater(channel, resync);
+      }
     } catch (err) {
+      if (resync && this.resyncs.get(channel) === resync) this.endResync(channel);
       const error = err as AuthWsError;
       if (link.ended || this.stopped) return; // asked again on the next connection
       if (error.code === 'Timeout') {
@@ -882,16 +937,82 @@ export class AuthWsClient {
       return;
     }
     if (typeof frame.channel === 'string' && typeof frame.id === 'number') {
-      const last = this.lastIds.get(frame.channel) ?? 0;
-      if (frame.id <= last) return; // seen already (replay, or both sides of a roll-over)
-      this.lastIds.set(frame.channel, frame.id);
-      const message: ChannelMessage = {
-        channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
-      };
-      for (const record of this.recordsFor(frame.channel)) record.handler(message);
+      this.onChannelFrame(link, frame);
       return;
     }
     if (this.firstDelivery(link, text)) this.emit('message', frame);
+  }
+
+  /**
+   * A channel message: delivered once, in id order. Ids at or below the last delivered are dropped
+   * (a replay, both sides of a roll-over, or both a channel and a wildcard subscription); while a
+   * resubscribe with `since` settles, a live message that skips ids waits for the replay to fill the
+   * hole, and one with an old id on the new connection waits for the ack to say whether ids restarted.
+   */
+  private onChannelFrame(link: Link, frame: ChannelFrame): void {
+    const channel = frame.channel;
+    const last = this.lastIds.get(channel);
+    const resync = this.resyncs.get(channel);
+    if (!resync) {
+      if (last === undefined || frame.id > last) this.deliver(frame);
+      return;
+    }
+    if (last !== undefined && frame.id <= last) {
+      if (!resync.acked && link === resync.link) resync.suspect.push(frame);
+      return;
+    }
+    if (frame.replay === true) {
+      if (resync.acked) this.settleLater(channel, resync);
+      this.deliverHeldBelow(resync, frame.id);
+      if (frame.id > (this.lastIds.get(channel) ?? 0)) this.deliver(frame);
+    } else if (last !== undefined && frame.id > last + 1) {
+      resync.held.push(frame);
+      return;
+    } else {
+      this.deliver(frame);
+    }
+    // Held messages that now follow on.
+    resync.held.sort((a, b) => a.id - b.id);
+    while (resync.held.length > 0 && resync.held[0].id <= (this.lastIds.get(channel) ?? 0) + 1) {
+      const next = resync.held.shift()!;
+      if (next.id > (this.lastIds.get(channel) ?? 0)) this.deliver(next);
+    }
+  }
+
+  /** Delivers held messages with ids below `id` (in order) before a replayed one that passes them. */
+  private deliverHeldBelow(resync: Resync, id: number): void {
+    resync.held.sort((a, b) => a.id - b.id);
+    while (resync.held.length > 0 && resync.held[0].id < id) {
+      const next = resync.held.shift()!;
+      if (next.id > (this.lastIds.get(next.channel) ?? 0)) this.deliver(next);
+    }
+  }
+
+  private deliver(frame: ChannelFrame): void {
+    this.lastIds.set(frame.channel, frame.id);
+    const message: ChannelMessage = {
+      channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
+    };
+    for (const record of this.recordsFor(frame.channel)) record.handler(message);
+  }
+
+  /** Ends the resync of `channel` `REPLAY_SETTLE_MS` after its ack or last replayed message. */
+  private settleLater(channel: string, resync: Resync): void {
+    clearTimeout(resync.timer);
+    resync.timer = setTimeout(() => {
+      if (this.resyncs.get(channel) === resync) this.endResync(channel);
+    }, REPLAY_SETTLE_MS);
+  }
+
+  /** The replay is over: held messages are delivered in id order (the hole they skipped stays). */
+  private endResync(channel: string): void {
+    const resync = this.resyncs.get(channel);
+    if (!resync) return;
+    clearTimeout(resync.timer);
+    this.resyncs.delete(channel);
+    for (const frame of resync.held.sort((a, b) => a.id - b.id)) {
+      if (frame.id > (this.lastIds.get(channel) ?? 0)) this.deliver(frame);
+    }
   }
 
   /**

@@ -21,6 +21,11 @@ export interface ChannelsServerOptions {
   readonly presencePageSize?: number;
   /** Publishes per user before `RateLimited`. Default: no limit. */
   readonly publishLimitPerUser?: number;
+  /**
+   * Milliseconds between a `subscribe` ack and its replayed messages, while the subscription already
+   * receives live ones (the real server's replay may trail live messages too). Default 0.
+   */
+  readonly replayDelay?: number;
 }
 
 interface Peer {
@@ -124,6 +129,11 @@ export class ChannelsServer {
     while (state.history.length > 0 && state.history[0].id < keepFrom) state.history.shift();
   }
 
+  /** Forgets a channel's ids and history, as a recreated table does: the next id is 1 again. */
+  resetChannel(channel: string): void {
+    this.channels.delete(channel);
+  }
+
   async close(): Promise<void> {
     for (const peer of this.peers) peer.socket.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -195,11 +205,18 @@ export class ChannelsServer {
         const fresh = !peer.subscriptions.has(frame.channel);
         peer.subscriptions.add(frame.channel);
         const state = this.channel(frame.channel);
-        const replay = frame.since === undefined ? [] : state.history.filter((entry) => entry.id > frame.since);
+        // A since above the last id: the channel's ids restarted (resetChannel), replay from the start.
+        const reset = frame.since !== undefined && frame.since > state.nextId - 1;
+        const since = reset ? 0 : frame.since;
+        const replay = since === undefined ? [] : state.history.filter((entry) => entry.id > since);
         const oldest = state.history[0]?.id ?? state.nextId;
-        const gap = frame.since !== undefined && oldest > frame.since + 1;
-        this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...echo });
-        for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+        const gap = since !== undefined && oldest > since + 1;
+        this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...(reset ? { reset: true } : {}), ...echo });
+        const sendReplay = () => {
+          for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+        };
+        if (this.options.replayDelay) setTimeout(sendReplay, this.options.replayDelay);
+        else sendReplay();
         if (fresh) this.join(peer, frame.channel);
         return;
       }
