@@ -75,6 +75,12 @@ export interface ConnectOptions {
   readonly maxBufferedMessages?: number;
   /** How long after a roll-over frames without an id are still compared with the old connection's. Default 2 seconds. */
   readonly overlapGrace?: number;
+  /**
+   * How long a channel message that skips ids waits for the ones before it (concurrent publishes
+   * may arrive out of order), so the handler sees ids in order. After it, the message is delivered,
+   * and a skipped one that still arrives is delivered late rather than dropped. Default 1 second.
+   */
+  readonly reorderWindow?: number;
   /** Random numbers in [0, 1) for the backoff jitter. Default `Math.random`. */
   readonly random?: () => number;
 }
@@ -222,6 +228,7 @@ const DEFAULTS = {
   requestTimeout: 10_000,
   maxBufferedMessages: 100,
   overlapGrace: 2_000,
+  reorderWindow: 1_000,
 };
 
 const OPEN = 1;
@@ -233,6 +240,8 @@ const DRAIN_MS = 500;
  * before the replayed ones: it is held, not delivered out of order, and not dropped.
  */
 const REPLAY_SETTLE_MS = 1_000;
+/** Ids skipped for good that the client still delivers if they turn up late (per channel). */
+const MAX_SKIPPED = 1_000;
 const REQUEST_ID_PREFIX = 'c';
 
 /**
@@ -297,12 +306,16 @@ interface ChannelFrame {
   readonly replay?: boolean;
 }
 
+/** Messages that skip ids, waiting for the ones before them. */
+interface Held {
+  readonly frames: ChannelFrame[];
+  timer?: Timer;
+}
+
 /** A concrete channel resubscribed with `since`, from the request until its replay settled. */
 interface Resync {
   readonly link: Link;
   acked: boolean;
-  /** Live messages that skip ids: delivered once the replay filled the hole, or when it settles. */
-  readonly held: ChannelFrame[];
   /** Messages with ids the client already saw, on the new connection before the ack: new if the ack says `reset`. */
   readonly suspect: ChannelFrame[];
   timer?: Timer;
@@ -357,6 +370,8 @@ export class AuthWsClient {
   private readonly subscriptions = new Map<string, Set<SubscriptionRecord>>();
   private readonly lastIds = new Map<string, number>();
   private readonly resyncs = new Map<string, Resync>();
+  private readonly held = new Map<string, Held>();
+  private readonly skipped = new Map<string, Set<number>>();
   private readonly outbox: string[] = [];
   private currentState: ClientState = 'connecting';
   private primary: Link | undefined;
@@ -404,6 +419,7 @@ export class AuthWsClient {
       requestTimeout: positive(options.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout'),
       maxBufferedMessages: nonNegative(options.maxBufferedMessages, DEFAULTS.maxBufferedMessages, 'maxBufferedMessages'),
       overlapGrace: nonNegative(options.overlapGrace, DEFAULTS.overlapGrace, 'overlapGrace'),
+      reorderWindow: nonNegative(options.reorderWindow, DEFAULTS.reorderWindow, 'reorderWindow'),
       random: options.random ?? Math.random,
     };
     // Listeners attached right after connect() see the first events.
@@ -793,6 +809,8 @@ export class AuthWsClient {
     this.outbox.length = 0;
     for (const resync of this.resyncs.values()) clearTimeout(resync.timer);
     this.resyncs.clear();
+    for (const held of this.held.values()) clearTimeout(held.timer);
+    this.held.clear();
     for (const records of this.subscriptions.values()) {
       for (const record of records) record.settle?.reject(error);
     }
@@ -859,13 +877,16 @@ export class AuthWsClient {
     let resync: Resync | undefined;
     if (since !== undefined) {
       this.endResync(channel);
-      resync = { link, acked: false, held: [], suspect: [] };
+      resync = { link, acked: false, suspect: [] };
       this.resyncs.set(channel, resync);
     }
     try {
       const answer = await this.requestOn(link, { action: 'subscribe', channel, ...(since === undefined ? {} : { since }) });
       const records = [...(this.subscriptions.get(channel) ?? [])];
-      if (answer?.reset === true) this.lastIds.set(channel, 0);
+      if (answer?.reset === true) {
+        this.lastIds.set(channel, 0);
+        this.skipped.delete(channel);
+      }
       for (const record of records) {
         record.settle?.resolve();
         if (answer?.reset === true) record.options.onReset?.(channel);
@@ -945,51 +966,83 @@ export class AuthWsClient {
 
   /**
    * A channel message: delivered once, in id order. Ids at or below the last delivered are dropped
-   * (a replay, both sides of a roll-over, or both a channel and a wildcard subscription); while a
-   * resubscribe with `since` settles, a live message that skips ids waits for the replay to fill the
-   * hole, and one with an old id on the new connection waits for the ack to say whether ids restarted.
+   * (a replay, both sides of a roll-over, or both a channel and a wildcard subscription). A message
+   * that skips ids waits (`reorderWindow`, or while a resubscribe's replay settles) for the ones
+   * before it: concurrent publishes may arrive out of order, and a live message may arrive before
+   * the replay. During a resubscribe, one with an old id on the new connection waits for the ack to
+   * say whether the channel's ids restarted.
    */
   private onChannelFrame(link: Link, frame: ChannelFrame): void {
     const channel = frame.channel;
     const last = this.lastIds.get(channel);
     const resync = this.resyncs.get(channel);
-    if (!resync) {
-      if (last === undefined || frame.id > last) this.deliver(frame);
-      return;
-    }
     if (last !== undefined && frame.id <= last) {
-      if (!resync.acked && link === resync.link) resync.suspect.push(frame);
+      if (this.skipped.get(channel)?.delete(frame.id)) this.deliver(frame); // late, but not lost
+      else if (resync && !resync.acked && link === resync.link) resync.suspect.push(frame);
       return;
     }
     if (frame.replay === true) {
-      if (resync.acked) this.settleLater(channel, resync);
-      this.deliverHeldBelow(resync, frame.id);
+      if (resync?.acked) this.settleLater(channel, resync);
+      this.releaseHeld(channel, frame.id);
+      // Replayed messages come in order; one that skips ids follows a gap in history.
       if (frame.id > (this.lastIds.get(channel) ?? 0)) this.deliver(frame);
     } else if (last !== undefined && frame.id > last + 1) {
-      resync.held.push(frame);
+      this.hold(channel, frame);
       return;
     } else {
       this.deliver(frame);
     }
-    // Held messages that now follow on.
-    resync.held.sort((a, b) => a.id - b.id);
-    while (resync.held.length > 0 && resync.held[0].id <= (this.lastIds.get(channel) ?? 0) + 1) {
-      const next = resync.held.shift()!;
-      if (next.id > (this.lastIds.get(channel) ?? 0)) this.deliver(next);
+    this.releaseHeld(channel);
+  }
+
+  private hold(channel: string, frame: ChannelFrame): void {
+    let held = this.held.get(channel);
+    if (!held) this.held.set(channel, (held = { frames: [] }));
+    if (held.frames.some((kept) => kept.id === frame.id)) return;
+    held.frames.push(frame);
+    held.frames.sort((a, b) => a.id - b.id);
+    held.timer ??= setTimeout(() => {
+      held!.timer = undefined;
+      // A resubscribe in progress releases them when its replay settled.
+      if (!this.resyncs.has(channel)) this.releaseHeld(channel, Infinity);
+    }, this.options.reorderWindow);
+  }
+
+  /**
+   * Delivers held messages that now follow on, and those with ids below `below` (accepting the ids
+   * they skip: those are delivered late if they still arrive).
+   */
+  private releaseHeld(channel: string, below = 0): void {
+    const held = this.held.get(channel);
+    if (!held) return;
+    while (held.frames.length > 0) {
+      const next = held.frames[0];
+      const last = this.lastIds.get(channel) ?? 0;
+      if (next.id > last + 1 && next.id >= below) break;
+      held.frames.shift();
+      if (next.id <= last) continue;
+      if (next.id > last + 1) this.skip(channel, last + 1, next.id);
+      this.deliver(next);
+    }
+    if (held.frames.length === 0) {
+      clearTimeout(held.timer);
+      this.held.delete(channel);
     }
   }
 
-  /** Delivers held messages with ids below `id` (in order) before a replayed one that passes them. */
-  private deliverHeldBelow(resync: Resync, id: number): void {
-    resync.held.sort((a, b) => a.id - b.id);
-    while (resync.held.length > 0 && resync.held[0].id < id) {
-      const next = resync.held.shift()!;
-      if (next.id > (this.lastIds.get(next.channel) ?? 0)) this.deliver(next);
+  /** Remembers ids [from, to) as skipped, so they are still delivered if they arrive. */
+  private skip(channel: string, from: number, to: number): void {
+    let skipped = this.skipped.get(channel);
+    if (!skipped) this.skipped.set(channel, (skipped = new Set()));
+    for (let id = Math.max(from, to - MAX_SKIPPED); id < to; id++) skipped.add(id);
+    for (const id of skipped) {
+      if (skipped.size <= MAX_SKIPPED) break;
+      skipped.delete(id);
     }
   }
 
   private deliver(frame: ChannelFrame): void {
-    this.lastIds.set(frame.channel, frame.id);
+    if (frame.id > (this.lastIds.get(frame.channel) ?? 0)) this.lastIds.set(frame.channel, frame.id);
     const message: ChannelMessage = {
       channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
     };
@@ -1004,15 +1057,13 @@ export class AuthWsClient {
     }, REPLAY_SETTLE_MS);
   }
 
-  /** The replay is over: held messages are delivered in id order (the hole they skipped stays). */
+  /** The replay is over: held messages are delivered in id order (the ids they skip stay missed). */
   private endResync(channel: string): void {
     const resync = this.resyncs.get(channel);
     if (!resync) return;
     clearTimeout(resync.timer);
     this.resyncs.delete(channel);
-    for (const frame of resync.held.sort((a, b) => a.id - b.id)) {
-      if (frame.id > (this.lastIds.get(channel) ?? 0)) this.deliver(frame);
-    }
+    this.releaseHeld(channel, Infinity);
   }
 
   /**

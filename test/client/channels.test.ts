@@ -306,3 +306,39 @@ test('subscribed to a channel and a wildcard over it, each message reaches both 
   expect(exact).toEqual([1, 2, 3]);
   expect(wild).toEqual([1, 2, 3]);
 });
+
+test('ids that arrive out of order (concurrent publishes) reach the handler in order', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice');
+  const ids: number[] = [];
+  await alice.subscribe('rooms/busy', (message) => ids.push(message.id)).ready;
+  server.publish('rooms/busy', 1);
+  const second = server.publishLate('rooms/busy', 2);
+  const third = server.publishLate('rooms/busy', 3);
+  server.publish('rooms/busy', 4);
+  await sleep(50);
+  expect(ids).toEqual([1]); // 4 waits for 2 and 3
+  third();
+  second();
+  await until(() => ids.length === 4);
+  await sleep(50);
+  expect(ids).toEqual([1, 2, 3, 4]);
+});
+
+test('an id that never comes holds the next ones for reorderWindow only, and is still delivered if it arrives later', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice', { reorderWindow: 200 });
+  const ids: number[] = [];
+  await alice.subscribe('rooms/lossy', (message) => ids.push(message.id)).ready;
+  server.publish('rooms/lossy', 1);
+  const lost = server.publishLate('rooms/lossy', 2);
+  server.publish('rooms/lossy', 3);
+  server.publish('rooms/lossy', 4);
+  await until(() => ids.length === 3);
+  expect(ids).toEqual([1, 3, 4]);
+  lost();
+  server.publish('rooms/lossy', 5);
+  await until(() => ids.length === 5);
+  await sleep(50);
+  expect(ids).toEqual([1, 3, 4, 2, 5]); // late rather than lost; no id twice
+});

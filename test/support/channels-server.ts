@@ -103,6 +103,14 @@ export class ChannelsServer {
     return this.deliver(channel, message, sender);
   }
 
+  /**
+   * Publishes from the server side, but sends it to the subscribers only when the returned function
+   * is called: a fan-out that runs late, as concurrent publishes may (ids then arrive out of order).
+   */
+  publishLate(channel: string, message: unknown, sender = 'backend'): () => void {
+    return this.number(channel, message, sender).fanOut;
+  }
+
   /** Ends every connection abruptly (a network failure: close code 1006 on the client). */
   dropAll(): void {
     for (const peer of this.peers) peer.socket.terminate();
@@ -270,15 +278,24 @@ export class ChannelsServer {
   }
 
   private deliver(channel: string, message: unknown, sender: string): number {
+    const { id, fanOut } = this.number(channel, message, sender);
+    fanOut();
+    return id;
+  }
+
+  /** Gives the message its id and keeps it in history; `fanOut` sends it to the subscribers. */
+  private number(channel: string, message: unknown, sender: string): { id: number; fanOut: () => void } {
     const state = this.channel(channel);
     const id = state.nextId++;
     const frame = { channel, message, sender, id };
     state.history.push({ id, frame });
     if (state.history.length > (this.options.historyLimit ?? 100)) state.history.shift();
-    for (const peer of this.peers) {
-      if ([...peer.subscriptions].some((pattern) => matches(pattern, channel))) this.send(peer, frame);
-    }
-    return id;
+    const fanOut = () => {
+      for (const peer of this.peers) {
+        if ([...peer.subscriptions].some((pattern) => matches(pattern, channel))) this.send(peer, frame);
+      }
+    };
+    return { id, fanOut };
   }
 
   private tracksPresence(channel: string): boolean {
