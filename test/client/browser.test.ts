@@ -4,14 +4,7 @@ import { Browser, chromium, Page } from 'playwright-core';
 import { synthesizeChatExample } from '../local/fixtures/chat-example';
 import { GatewayProcess, stopAllGateways } from '../local/support/gateway-process';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumTest } from '../support/chromium';
-import { signToken } from './support/local-gateway';
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits until the example page lists exactly `members` as the room's members. */
-function membersAre(page: Page, members: string): Promise<unknown> {
-  return page.waitForFunction((want) => (globalThis as any).document.getElementById('members').textContent === want, members);
-}
+import { freePort, PinnedGateway, signToken, stopPinnedGateways } from './support/local-gateway';
 
 /**
  * The client's browser build (client/browser.js, the global `AuthWs`) in headless Chromium against
@@ -29,9 +22,18 @@ let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();
   await stopAllGateways();
+  await stopPinnedGateways();
 });
 
-async function openPage(gateway: GatewayProcess): Promise<Page> {
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until the example page lists exactly `members` as the room's members. */
+function membersAre(page: Page, members: string): Promise<unknown> {
+  return page.waitForFunction((want) => (globalThis as any).document.getElementById('members').textContent === want, members);
+}
+
+/** A page of the gateway at `url` (its WebSocket URL) with the client loaded and token functions exposed. */
+async function openPage(url: string): Promise<Page> {
   browser ??= await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const page = await browser.newPage();
   // Fresh 6-second tokens for the page's token providers; `revoke(user)` makes them fail.
@@ -42,7 +44,7 @@ async function openPage(gateway: GatewayProcess): Promise<Page> {
   });
   await page.exposeFunction('revoke', (user: string) => revoked.add(user));
   // The page without ?token= only loads the client: the tests drive clients of their own.
-  await page.goto(gateway.urls[0].replace(/^ws:/, 'http:').replace(/\/dev$/, '/'));
+  await page.goto(url.replace(/^ws:/, 'http:').replace(/\/dev$/, '/'));
   await page.waitForFunction(() => typeof (globalThis as any).AuthWs?.connect === 'function');
   return page;
 }
@@ -54,7 +56,7 @@ browserTest('the page loads the bundled browser build', () => {
 browserTest('over many 5 s lifetimes, 2 s idle timeouts and 6 s tokens, a room subscriber gets every published message once, in id order', async () => {
   const gateway = await GatewayProcess.start(['--assembly', synthesizeChatExample(), '--secret', SECRET, '--idle-timeout', '2s', '--max-lifetime', '5s',
     '--web', join(ROOT, 'examples', 'chat', 'web')]);
-  const page = await openPage(gateway);
+  const page = await openPage(gateway.urls[0]);
   const result = await page.evaluate(async (url) => {
     const { AuthWs, freshToken } = globalThis as any;
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -152,7 +154,7 @@ browserTest('the example page joins its room, lists who is there, and shows what
 
 browserTest('a revoked user stops reconnecting with a clear error, in the browser too', async () => {
   const gateway = await GatewayProcess.start(['--assembly', synthesizeChatExample(), '--secret', SECRET, '--max-lifetime', '2s', '--web', join(ROOT, 'examples', 'chat', 'web')]);
-  const page = await openPage(gateway);
+  const page = await openPage(gateway.urls[0]);
   const result = await page.evaluate(async (url) => {
     const { AuthWs, freshToken, revoke } = globalThis as any;
     const client = AuthWs.connect({ url, token: () => freshToken('mallory'), reconnectDelay: 100 });
@@ -167,3 +169,56 @@ browserTest('a revoked user stops reconnecting with a clear error, in the browse
   expect(result.close.willReconnect).toBe(false);
   expect(result.errors).toEqual([expect.stringMatching(/^TokenUnavailable: .*mallory was signed out.*not reconnecting/)]);
 }, 60_000);
+
+browserTest('the gateway killed and restarted: the browser client reconnects, resumes, and takes the room\'s restarted ids as new', async () => {
+  const port = await freePort();
+  const args = ['--assembly', synthesizeChatExample(), '--secret', SECRET, '--web', join(ROOT, 'examples', 'chat', 'web')];
+  let gateway = await PinnedGateway.start(args, port);
+  const page = await openPage(gateway.url);
+  await page.exposeFunction('restartGateway', async () => {
+    await gateway.stop('SIGKILL');
+    await pause(500);
+    gateway = await PinnedGateway.start(args, port);
+  });
+  const result = await page.evaluate(async (url) => {
+    const { AuthWs, freshToken, restartGateway } = globalThis as any;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const until = async (predicate: () => boolean) => {
+      const deadline = Date.now() + 15_000;
+      while (!predicate() && Date.now() < deadline) await sleep(20);
+    };
+    const connectAs = (user: string) => AuthWs.connect({
+      url, token: () => freshToken(user), reconnectDelay: 100, maxReconnectDelay: 1_000, requestTimeout: 30_000,
+    });
+    const listener = connectAs('listener');
+    const publisher = connectAs('publisher');
+    const errors: string[] = [];
+    const resets: string[] = [];
+    let reconnects = 0;
+    for (const client of [listener, publisher]) client.on('error', (error: { code: string }) => errors.push(error.code));
+    listener.on('reconnecting', () => reconnects++);
+    const received: Array<{ id: number; message: string }> = [];
+    await listener.subscribe('rooms/restart', (m: any) => received.push({ id: m.id, message: m.message }), {
+      onReset: (channel: string) => resets.push(channel),
+    }).ready;
+    for (let n = 1; n <= 5; n++) await publisher.publish('rooms/restart', `before ${n}`);
+    await until(() => received.length === 5);
+    await restartGateway();
+    await Promise.all([listener.whenOpen(), publisher.whenOpen()]);
+    await until(() => resets.length === 1);
+    for (let n = 1; n <= 10; n++) await publisher.publish('rooms/restart', `after ${n}`);
+    await until(() => received.length === 15);
+    await sleep(500);
+    listener.close();
+    publisher.close();
+    return { received, resets, errors, reconnects };
+  }, gateway.url);
+
+  expect(result.reconnects).toBeGreaterThan(0);
+  expect(result.resets).toEqual(['rooms/restart']);
+  expect(result.received).toEqual([
+    ...Array.from({ length: 5 }, (_, i) => ({ id: i + 1, message: `before ${i + 1}` })),
+    ...Array.from({ length: 10 }, (_, i) => ({ id: i + 1, message: `after ${i + 1}` })),
+  ]);
+  expect(result.errors).toEqual([]);
+}, 90_000);
