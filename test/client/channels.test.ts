@@ -342,3 +342,26 @@ test('an id that never comes holds the next ones for reorderWindow only, and is 
   await sleep(50);
   expect(ids).toEqual([1, 3, 4, 2, 5]); // late rather than lost; no id twice
 });
+
+test('on a channel without history, a restarted id that arrives before the reset ack is delivered, not dropped', async () => {
+  const server = await startServer({ historyLimit: 0, ackDelay: 300 });
+  const alice = client(server, 'alice');
+  const seen: string[] = [];
+  const resets: string[] = [];
+  await alice.subscribe('users/alice', (message) => seen.push(`${message.message}#${message.id}`), { onReset: (channel) => resets.push(channel) }).ready;
+  for (let i = 1; i <= 3; i++) server.publish('users/alice', `old${i}`);
+  await until(() => seen.length === 3);
+
+  const reconnecting = new Promise((resolve) => alice.on('reconnecting', resolve));
+  server.dropAll();
+  await reconnecting;
+  server.resetChannel('users/alice');
+  // Subscribed again, not yet acknowledged: id 1 of the new ids arrives first.
+  await until(() => server.received.filter(({ frame }) => frame.action === 'subscribe').length === 2);
+  server.publish('users/alice', 'new1');
+  await until(() => resets.length === 1);
+  server.publish('users/alice', 'new2');
+  await until(() => seen.length === 5);
+  await sleep(50);
+  expect(seen).toEqual(['old1#1', 'old2#2', 'old3#3', 'new1#1', 'new2#2']);
+});

@@ -26,6 +26,8 @@ export interface ChannelsServerOptions {
    * receives live ones (the real server's replay may trail live messages too). Default 0.
    */
   readonly replayDelay?: number;
+  /** Milliseconds before a `subscribe` is acknowledged, while the subscription already receives live messages. Default 0. */
+  readonly ackDelay?: number;
 }
 
 interface Peer {
@@ -219,12 +221,16 @@ export class ChannelsServer {
         const replay = since === undefined ? [] : state.history.filter((entry) => entry.id > since);
         const oldest = state.history[0]?.id ?? state.nextId;
         const gap = since !== undefined && oldest > since + 1;
-        this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...(reset ? { reset: true } : {}), ...echo });
-        const sendReplay = () => {
-          for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+        const answer = () => {
+          this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...(reset ? { reset: true } : {}), ...echo });
+          const sendReplay = () => {
+            for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+          };
+          if (this.options.replayDelay) setTimeout(sendReplay, this.options.replayDelay);
+          else sendReplay();
         };
-        if (this.options.replayDelay) setTimeout(sendReplay, this.options.replayDelay);
-        else sendReplay();
+        if (this.options.ackDelay) setTimeout(answer, this.options.ackDelay);
+        else answer();
         if (fresh) this.join(peer, frame.channel);
         return;
       }
