@@ -13,7 +13,8 @@
  * (keep-alive pings), its 2-hour cap (roll-over to a new connection before it), the token's expiry
  * (reauth with a fresh token) and network failures (reconnect with capped exponential backoff and full
  * jitter); it resubscribes channels after every new connection, asking for what was missed (`since`
- * the last message id seen), and drops duplicates by message id.
+ * the last message id seen), and delivers each channel message once and in id order (duplicates
+ * dropped, out-of-order ones held briefly, a channel whose ids restarted on the server rebased).
  *
  * This file is compiled on its own (jsii compiles only the construct layer) into `client/index.js`
  * (CommonJS), `client/index.mjs` (ES module) and `client/browser.js` (a script defining the global

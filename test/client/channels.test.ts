@@ -5,7 +5,10 @@ import { ChannelsServer, ChannelsServerOptions } from '../support/channels-serve
 /**
  * The client's channels against a WebSocket peer that implements the channels wire protocol
  * (test/support/channels-server.ts): acks with requestId, message ids, `since` replay and gaps,
- * presence, error frames; and its reconnects and roll-overs keeping every channel message.
+ * presence, error frames; and its reconnects and roll-overs keeping every channel message. The peer
+ * can do what the real server does only by chance (deliver ids out of order, a live message before
+ * the replay or the ack, restart a channel's ids): test/client/local.test.ts and browser.test.ts run
+ * the same client against the real handlers in `authws local`.
  */
 
 const SECRET = 'channels-test-secret';
