@@ -13,7 +13,8 @@
  * (keep-alive pings), its 2-hour cap (roll-over to a new connection before it), the token's expiry
  * (reauth with a fresh token) and network failures (reconnect with capped exponential backoff and full
  * jitter); it resubscribes channels after every new connection, asking for what was missed (`since`
- * the last message id seen), and drops duplicates by message id.
+ * the last message id seen), and delivers each channel message once and in id order (duplicates
+ * dropped, out-of-order ones held briefly, a channel whose ids restarted on the server rebased).
  *
  * This file is compiled on its own (jsii compiles only the construct layer) into `client/index.js`
  * (CommonJS), `client/index.mjs` (ES module) and `client/browser.js` (a script defining the global
@@ -75,6 +76,12 @@ export interface ConnectOptions {
   readonly maxBufferedMessages?: number;
   /** How long after a roll-over frames without an id are still compared with the old connection's. Default 2 seconds. */
   readonly overlapGrace?: number;
+  /**
+   * How long a channel message that skips ids waits for the ones before it (concurrent publishes
+   * may arrive out of order), so the handler sees ids in order. After it, the message is delivered,
+   * and a skipped one that still arrives is delivered late rather than dropped. Default 1 second.
+   */
+  readonly reorderWindow?: number;
   /** Random numbers in [0, 1) for the backoff jitter. Default `Math.random`. */
   readonly random?: () => number;
 }
@@ -146,6 +153,12 @@ export interface SubscribeOptions {
   readonly onPresence?: (event: PresenceEvent) => void;
   /** Called when the server could not replay everything missed (its history no longer reaches back). */
   readonly onGap?: (channel: string) => void;
+  /**
+   * Called when the channel's ids restarted on the server (its table was recreated, or `authws local`
+   * restarted): what the client saw before is forgotten, the new ids are delivered from 1 (history
+   * replayed from its start), and messages published in between may be lost.
+   */
+  readonly onReset?: (channel: string) => void;
 }
 
 /** A live subscription. */
@@ -216,11 +229,20 @@ const DEFAULTS = {
   requestTimeout: 10_000,
   maxBufferedMessages: 100,
   overlapGrace: 2_000,
+  reorderWindow: 1_000,
 };
 
 const OPEN = 1;
 /** How long a replaced connection stays open after its successor took over, for frames on their way. */
 const DRAIN_MS = 500;
+/**
+ * After a `subscribe` with `since` is acknowledged, how long live messages that would skip ids wait
+ * for the replay to fill the hole (restarted by every replayed message). A live message may arrive
+ * before the replayed ones: it is held, not delivered out of order, and not dropped.
+ */
+const REPLAY_SETTLE_MS = 1_000;
+/** Ids skipped for good that the client still delivers if they turn up late (per channel). */
+const MAX_SKIPPED = 1_000;
 const REQUEST_ID_PREFIX = 'c';
 
 /**
@@ -276,6 +298,30 @@ interface PendingRequest {
   reject(error: AuthWsError): void;
 }
 
+/** A channel message frame as received. */
+interface ChannelFrame {
+  readonly channel: string;
+  readonly message: unknown;
+  readonly sender: string;
+  readonly id: number;
+  readonly replay?: boolean;
+}
+
+/** Messages that skip ids, waiting for the ones before them. */
+interface Held {
+  readonly frames: ChannelFrame[];
+  timer?: Timer;
+}
+
+/** A concrete channel resubscribed with `since`, from the request until its replay settled. */
+interface Resync {
+  readonly link: Link;
+  acked: boolean;
+  /** Messages with ids the client already saw, on the new connection before the ack: new if the ack says `reset`. */
+  readonly suspect: ChannelFrame[];
+  timer?: Timer;
+}
+
 interface SubscriptionRecord {
   readonly channel: string;
   readonly handler: (message: ChannelMessage) => void;
@@ -324,6 +370,9 @@ export class AuthWsClient {
   private readonly pending = new Map<string, PendingRequest>();
   private readonly subscriptions = new Map<string, Set<SubscriptionRecord>>();
   private readonly lastIds = new Map<string, number>();
+  private readonly resyncs = new Map<string, Resync>();
+  private readonly held = new Map<string, Held>();
+  private readonly skipped = new Map<string, Set<number>>();
   private readonly outbox: string[] = [];
   private currentState: ClientState = 'connecting';
   private primary: Link | undefined;
@@ -371,6 +420,7 @@ export class AuthWsClient {
       requestTimeout: positive(options.requestTimeout, DEFAULTS.requestTimeout, 'requestTimeout'),
       maxBufferedMessages: nonNegative(options.maxBufferedMessages, DEFAULTS.maxBufferedMessages, 'maxBufferedMessages'),
       overlapGrace: nonNegative(options.overlapGrace, DEFAULTS.overlapGrace, 'overlapGrace'),
+      reorderWindow: nonNegative(options.reorderWindow, DEFAULTS.reorderWindow, 'reorderWindow'),
       random: options.random ?? Math.random,
     };
     // Listeners attached right after connect() see the first events.
@@ -519,6 +569,11 @@ export class AuthWsClient {
     if (link.ended) {
       this.scheduleReconnect('the connection closed as it opened');
       return;
+    }
+    // Channels heard only through a wildcard subscription get no replay, and their ids may have
+    // restarted meanwhile: with no other connection left to repeat a message, their next id is new.
+    for (const channel of [...this.lastIds.keys()]) {
+      if (!this.subscriptions.has(channel)) this.lastIds.delete(channel);
     }
     // Nothing else is open: the connection takes over at once, and resubscribes (with `since`) as it
     // does. A server slow to acknowledge delays no message.
@@ -753,6 +808,10 @@ export class AuthWsClient {
     }
     this.pending.clear();
     this.outbox.length = 0;
+    for (const resync of this.resyncs.values()) clearTimeout(resync.timer);
+    this.resyncs.clear();
+    for (const held of this.held.values()) clearTimeout(held.timer);
+    this.held.clear();
     for (const records of this.subscriptions.values()) {
       for (const record of records) record.settle?.reject(error);
     }
@@ -816,14 +875,32 @@ export class AuthWsClient {
 
   private async subscribeOn(link: Link, channel: string): Promise<void> {
     const since = channel.includes('*') ? undefined : this.lastIds.get(channel);
+    let resync: Resync | undefined;
+    if (since !== undefined) {
+      this.endResync(channel);
+      resync = { link, acked: false, suspect: [] };
+      this.resyncs.set(channel, resync);
+    }
     try {
       const answer = await this.requestOn(link, { action: 'subscribe', channel, ...(since === undefined ? {} : { since }) });
-      const records = this.subscriptions.get(channel);
-      for (const record of records ?? []) {
+      const records = [...(this.subscriptions.get(channel) ?? [])];
+      if (answer?.reset === true) {
+        this.lastIds.set(channel, 0);
+        this.skipped.delete(channel);
+      }
+      for (const record of records) {
         record.settle?.resolve();
+        if (answer?.reset === true) record.options.onReset?.(channel);
         if (answer?.gap === true) record.options.onGap?.(channel);
       }
+      if (resync && this.resyncs.get(channel) === resync) {
+        resync.acked = true;
+        const suspect = resync.suspect.splice(0);
+        if (answer?.reset === true) for (const frame of suspect.sort((a, b) => a.id - b.id)) this.onChannelFrame(link, frame);
+        this.settleLater(channel, resync);
+      }
     } catch (err) {
+      if (resync && this.resyncs.get(channel) === resync) this.endResync(channel);
       const error = err as AuthWsError;
       if (link.ended || this.stopped) return; // asked again on the next connection
       if (error.code === 'Timeout') {
@@ -882,16 +959,112 @@ export class AuthWsClient {
       return;
     }
     if (typeof frame.channel === 'string' && typeof frame.id === 'number') {
-      const last = this.lastIds.get(frame.channel) ?? 0;
-      if (frame.id <= last) return; // seen already (replay, or both sides of a roll-over)
-      this.lastIds.set(frame.channel, frame.id);
-      const message: ChannelMessage = {
-        channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
-      };
-      for (const record of this.recordsFor(frame.channel)) record.handler(message);
+      this.onChannelFrame(link, frame);
       return;
     }
     if (this.firstDelivery(link, text)) this.emit('message', frame);
+  }
+
+  /**
+   * A channel message: delivered once, in id order. Ids at or below the last delivered are dropped
+   * (a replay, both sides of a roll-over, or both a channel and a wildcard subscription). A message
+   * that skips ids waits (`reorderWindow`, or while a resubscribe's replay settles) for the ones
+   * before it: concurrent publishes may arrive out of order, and a live message may arrive before
+   * the replay. During a resubscribe, one with an old id on the new connection waits for the ack to
+   * say whether the channel's ids restarted.
+   */
+  private onChannelFrame(link: Link, frame: ChannelFrame): void {
+    const channel = frame.channel;
+    const last = this.lastIds.get(channel);
+    const resync = this.resyncs.get(channel);
+    if (last !== undefined && frame.id <= last) {
+      if (this.skipped.get(channel)?.delete(frame.id)) this.deliver(frame); // late, but not lost
+      else if (resync && !resync.acked && link === resync.link) resync.suspect.push(frame);
+      return;
+    }
+    if (frame.replay === true) {
+      if (resync?.acked) this.settleLater(channel, resync);
+      this.releaseHeld(channel, frame.id);
+      // Replayed messages come in order; one that skips ids follows a gap in history.
+      if (frame.id > (this.lastIds.get(channel) ?? 0)) this.deliver(frame);
+    } else if (last !== undefined && frame.id > last + 1) {
+      this.hold(channel, frame);
+      return;
+    } else {
+      this.deliver(frame);
+    }
+    this.releaseHeld(channel);
+  }
+
+  private hold(channel: string, frame: ChannelFrame): void {
+    let held = this.held.get(channel);
+    if (!held) this.held.set(channel, (held = { frames: [] }));
+    if (held.frames.some((kept) => kept.id === frame.id)) return;
+    held.frames.push(frame);
+    held.frames.sort((a, b) => a.id - b.id);
+    held.timer ??= setTimeout(() => {
+      held!.timer = undefined;
+      // A resubscribe in progress releases them when its replay settled.
+      if (!this.resyncs.has(channel)) this.releaseHeld(channel, Infinity);
+    }, this.options.reorderWindow);
+  }
+
+  /**
+   * Delivers held messages that now follow on, and those with ids below `below` (accepting the ids
+   * they skip: those are delivered late if they still arrive).
+   */
+  private releaseHeld(channel: string, below = 0): void {
+    const held = this.held.get(channel);
+    if (!held) return;
+    while (held.frames.length > 0) {
+      const next = held.frames[0];
+      const last = this.lastIds.get(channel) ?? 0;
+      if (next.id > last + 1 && next.id >= below) break;
+      held.frames.shift();
+      if (next.id <= last) continue;
+      if (next.id > last + 1) this.skip(channel, last + 1, next.id);
+      this.deliver(next);
+    }
+    if (held.frames.length === 0) {
+      clearTimeout(held.timer);
+      this.held.delete(channel);
+    }
+  }
+
+  /** Remembers ids [from, to) as skipped, so they are still delivered if they arrive. */
+  private skip(channel: string, from: number, to: number): void {
+    let skipped = this.skipped.get(channel);
+    if (!skipped) this.skipped.set(channel, (skipped = new Set()));
+    for (let id = Math.max(from, to - MAX_SKIPPED); id < to; id++) skipped.add(id);
+    for (const id of skipped) {
+      if (skipped.size <= MAX_SKIPPED) break;
+      skipped.delete(id);
+    }
+  }
+
+  private deliver(frame: ChannelFrame): void {
+    if (frame.id > (this.lastIds.get(frame.channel) ?? 0)) this.lastIds.set(frame.channel, frame.id);
+    const message: ChannelMessage = {
+      channel: frame.channel, message: frame.message, sender: frame.sender, id: frame.id, replay: frame.replay === true,
+    };
+    for (const record of this.recordsFor(frame.channel)) record.handler(message);
+  }
+
+  /** Ends the resync of `channel` `REPLAY_SETTLE_MS` after its ack or last replayed message. */
+  private settleLater(channel: string, resync: Resync): void {
+    clearTimeout(resync.timer);
+    resync.timer = setTimeout(() => {
+      if (this.resyncs.get(channel) === resync) this.endResync(channel);
+    }, REPLAY_SETTLE_MS);
+  }
+
+  /** The replay is over: held messages are delivered in id order (the ids they skip stay missed). */
+  private endResync(channel: string): void {
+    const resync = this.resyncs.get(channel);
+    if (!resync) return;
+    clearTimeout(resync.timer);
+    this.resyncs.delete(channel);
+    this.releaseHeld(channel, Infinity);
   }
 
   /**

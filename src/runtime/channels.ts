@@ -152,11 +152,15 @@ export class ChannelService {
       connectionId: request.connectionId, userId: user.userId, channel: channel.name, rule: matched.index, presence, ttl: user.ttl,
     });
     const history = matched.rule.history;
+    // A `since` above the channel's last id cannot come from this channel's ids: they restarted (its
+    // table was emptied or recreated, as a restarted `authws local` does). The ack says `reset`, so the
+    // client accepts the new ids, and the replay starts from the beginning of the new history.
+    const reset = since !== undefined && since > await this.store.lastId(channel.name);
     if (since === undefined || !history) {
-      await this.reply(request.connectionId, subscribedFrame(channel.name, request.requestId));
+      await this.reply(request.connectionId, subscribedFrame(channel.name, request.requestId, false, reset));
     } else {
-      const { entries, gap } = await this.store.replay(channel.name, since, history.size);
-      await this.reply(request.connectionId, subscribedFrame(channel.name, request.requestId, gap));
+      const { entries, gap } = await this.store.replay(channel.name, reset ? 0 : since, history.size);
+      await this.reply(request.connectionId, subscribedFrame(channel.name, request.requestId, gap, reset));
       // In order, one at a time: the client sees the missed messages oldest first.
       for (const entry of entries) await this.reply(request.connectionId, replayFrame(entry.frame));
     }

@@ -198,8 +198,10 @@ export function withRequestId(frame: string, requestId: string | undefined): str
 }
 
 /** The answer to a subscribe; `gap`: history no longer reaches back to since + 1. */
-export function subscribedFrame(channel: string, requestId?: string, gap?: boolean): string {
-  return JSON.stringify({ action: 'subscribed', channel, ...(gap ? { gap: true } : {}), ...(requestId !== undefined ? { requestId } : {}) });
+export function subscribedFrame(channel: string, requestId?: string, gap?: boolean, reset?: boolean): string {
+  return JSON.stringify({
+    action: 'subscribed', channel, ...(gap ? { gap: true } : {}), ...(reset ? { reset: true } : {}), ...(requestId !== undefined ? { requestId } : {}),
+  });
 }
 
 /** The answer to an unsubscribe. */

@@ -5,7 +5,10 @@ import { ChannelsServer, ChannelsServerOptions } from '../support/channels-serve
 /**
  * The client's channels against a WebSocket peer that implements the channels wire protocol
  * (test/support/channels-server.ts): acks with requestId, message ids, `since` replay and gaps,
- * presence, error frames; and its reconnects and roll-overs keeping every channel message.
+ * presence, error frames; and its reconnects and roll-overs keeping every channel message. The peer
+ * can do what the real server does only by chance (deliver ids out of order, a live message before
+ * the replay or the ack, restart a channel's ids): test/client/local.test.ts and browser.test.ts run
+ * the same client against the real handlers in `authws local`.
  */
 
 const SECRET = 'channels-test-secret';
@@ -229,4 +232,139 @@ test('roll-overs every 700 ms lose no channel message and deliver none twice, br
   expect(broadcasts).toEqual(Array.from({ length: total }, (_, i) => i + 1));
   // Replaced connections were closed: at most a roll-over in progress holds two.
   expect(server.connectionCount('listener')).toBeLessThanOrEqual(2);
+});
+
+test('a live message that arrives before the replay waits for it: the handler sees every id once, in order', async () => {
+  const server = await startServer({ replayDelay: 300 });
+  const alice = client(server, 'alice');
+  const seen: string[] = [];
+  await alice.subscribe('rooms/slow', (message) => seen.push(`${message.id}${message.replay ? 'r' : ''}`)).ready;
+  for (let i = 1; i <= 3; i++) server.publish('rooms/slow', i);
+  await until(() => seen.length === 3);
+
+  const reconnecting = new Promise((resolve) => alice.on('reconnecting', resolve));
+  server.dropAll();
+  await reconnecting;
+  for (let i = 4; i <= 6; i++) server.publish('rooms/slow', i);
+  // As soon as the resubscribe arrived, a live message goes out, 300 ms before the replay.
+  await until(() => server.received.filter(({ frame }) => frame.action === 'subscribe').length === 2);
+  server.publish('rooms/slow', 7);
+  await until(() => seen.length === 7);
+  await sleep(100);
+  expect(seen).toEqual(['1', '2', '3', '4r', '5r', '6r', '7']);
+});
+
+test('ids that restarted on the server (the ack says reset): onReset is called and the new ids are delivered, not dropped', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice');
+  const seen: string[] = [];
+  const resets: string[] = [];
+  await alice.subscribe('rooms/r', (message) => seen.push(`${message.message}#${message.id}`), { onReset: (channel) => resets.push(channel) }).ready;
+  for (let i = 1; i <= 5; i++) server.publish('rooms/r', `old${i}`);
+  await until(() => seen.length === 5);
+
+  const reconnecting = new Promise((resolve) => alice.on('reconnecting', resolve));
+  server.dropAll();
+  await reconnecting;
+  server.resetChannel('rooms/r');
+  server.publish('rooms/r', 'new1');
+  server.publish('rooms/r', 'new2');
+  await until(() => seen.length === 7);
+  server.publish('rooms/r', 'new3');
+  await until(() => seen.length === 8);
+  expect(seen).toEqual(['old1#1', 'old2#2', 'old3#3', 'old4#4', 'old5#5', 'new1#1', 'new2#2', 'new3#3']);
+  expect(resets).toEqual(['rooms/r']);
+  expect(server.received.filter(({ frame }) => frame.action === 'subscribe').map(({ frame }) => frame.since)).toEqual([undefined, 5]);
+});
+
+test('a channel heard through a wildcard gets new ids after a reconnect (no since to compare them with)', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice');
+  const seen: string[] = [];
+  await alice.subscribe('rooms/*', (message) => seen.push(`${message.message}#${message.id}`)).ready;
+  for (let i = 1; i <= 3; i++) server.publish('rooms/a', `old${i}`);
+  await until(() => seen.length === 3);
+  const reopened = new Promise((resolve) => alice.on('open', resolve));
+  server.dropAll();
+  server.resetChannel('rooms/a');
+  await reopened;
+  await until(() => server.received.filter(({ frame }) => frame.action === 'subscribe').length === 2);
+  await sleep(50); // the ack
+  server.publish('rooms/a', 'new1');
+  await until(() => seen.length === 4);
+  expect(seen).toEqual(['old1#1', 'old2#2', 'old3#3', 'new1#1']);
+});
+
+test('subscribed to a channel and a wildcard over it, each message reaches both handlers once', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice');
+  const exact: number[] = [];
+  const wild: number[] = [];
+  await alice.subscribe('rooms/a', (message) => exact.push(message.id)).ready;
+  await alice.subscribe('rooms/*', (message) => wild.push(message.id)).ready;
+  for (let i = 1; i <= 3; i++) server.publish('rooms/a', i);
+  await until(() => exact.length === 3);
+  await sleep(100);
+  // The server sends each message twice (once per subscription): the second is dropped by id.
+  expect(exact).toEqual([1, 2, 3]);
+  expect(wild).toEqual([1, 2, 3]);
+});
+
+test('ids that arrive out of order (concurrent publishes) reach the handler in order', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice');
+  const ids: number[] = [];
+  await alice.subscribe('rooms/busy', (message) => ids.push(message.id)).ready;
+  server.publish('rooms/busy', 1);
+  const second = server.publishLate('rooms/busy', 2);
+  const third = server.publishLate('rooms/busy', 3);
+  server.publish('rooms/busy', 4);
+  await sleep(50);
+  expect(ids).toEqual([1]); // 4 waits for 2 and 3
+  third();
+  second();
+  await until(() => ids.length === 4);
+  await sleep(50);
+  expect(ids).toEqual([1, 2, 3, 4]);
+});
+
+test('an id that never comes holds the next ones for reorderWindow only, and is still delivered if it arrives later', async () => {
+  const server = await startServer();
+  const alice = client(server, 'alice', { reorderWindow: 200 });
+  const ids: number[] = [];
+  await alice.subscribe('rooms/lossy', (message) => ids.push(message.id)).ready;
+  server.publish('rooms/lossy', 1);
+  const lost = server.publishLate('rooms/lossy', 2);
+  server.publish('rooms/lossy', 3);
+  server.publish('rooms/lossy', 4);
+  await until(() => ids.length === 3);
+  expect(ids).toEqual([1, 3, 4]);
+  lost();
+  server.publish('rooms/lossy', 5);
+  await until(() => ids.length === 5);
+  await sleep(50);
+  expect(ids).toEqual([1, 3, 4, 2, 5]); // late rather than lost; no id twice
+});
+
+test('on a channel without history, a restarted id that arrives before the reset ack is delivered, not dropped', async () => {
+  const server = await startServer({ historyLimit: 0, ackDelay: 300 });
+  const alice = client(server, 'alice');
+  const seen: string[] = [];
+  const resets: string[] = [];
+  await alice.subscribe('users/alice', (message) => seen.push(`${message.message}#${message.id}`), { onReset: (channel) => resets.push(channel) }).ready;
+  for (let i = 1; i <= 3; i++) server.publish('users/alice', `old${i}`);
+  await until(() => seen.length === 3);
+
+  const reconnecting = new Promise((resolve) => alice.on('reconnecting', resolve));
+  server.dropAll();
+  await reconnecting;
+  server.resetChannel('users/alice');
+  // Subscribed again, not yet acknowledged: id 1 of the new ids arrives first.
+  await until(() => server.received.filter(({ frame }) => frame.action === 'subscribe').length === 2);
+  server.publish('users/alice', 'new1');
+  await until(() => resets.length === 1);
+  server.publish('users/alice', 'new2');
+  await until(() => seen.length === 5);
+  await sleep(50);
+  expect(seen).toEqual(['old1#1', 'old2#2', 'old3#3', 'new1#1', 'new2#2']);
 });

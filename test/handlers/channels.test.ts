@@ -363,6 +363,28 @@ describe('history and replay', () => {
     expect(answers(bob)).toEqual([{ action: 'subscribed', channel: 'rooms/log' }]);
   });
 
+  test('a since above the channel\'s last id (its ids restarted) is acked with reset, and the new history replays from its start', async () => {
+    const api = await Api.start();
+    const alice = await api.connect('alice');
+    for (const n of [1, 2]) await api.frame(alice, { action: 'publish', channel: 'rooms/log', message: n });
+    const bob = await api.connect('bob');
+    // bob saw id 40 before the channel's table was recreated: ids 1 and 2 are new to him.
+    await api.frame(bob, { action: 'subscribe', channel: 'rooms/log', since: 40, requestId: 's' });
+    expect(answers(bob)).toEqual([
+      { action: 'subscribed', channel: 'rooms/log', reset: true, requestId: 's' },
+      { channel: 'rooms/log', message: 1, sender: 'alice', id: 1, replay: true },
+      { channel: 'rooms/log', message: 2, sender: 'alice', id: 2, replay: true },
+    ]);
+    take(bob);
+    // A channel without history says reset too.
+    await api.frame(bob, { action: 'subscribe', channel: 'users/bob', since: 3 });
+    expect(answers(bob)).toEqual([{ action: 'subscribed', channel: 'users/bob', reset: true }]);
+    take(bob);
+    // An up-to-date since is no reset.
+    await api.frame(bob, { action: 'subscribe', channel: 'rooms/log', since: 2 });
+    expect(answers(bob)).toEqual([{ action: 'subscribed', channel: 'rooms/log' }]);
+  });
+
   test('since on a wildcard subscription is a BadRequest', async () => {
     const api = await Api.start();
     const alice = await api.connect('alice');

@@ -21,6 +21,13 @@ export interface ChannelsServerOptions {
   readonly presencePageSize?: number;
   /** Publishes per user before `RateLimited`. Default: no limit. */
   readonly publishLimitPerUser?: number;
+  /**
+   * Milliseconds between a `subscribe` ack and its replayed messages, while the subscription already
+   * receives live ones (the real server's replay may trail live messages too). Default 0.
+   */
+  readonly replayDelay?: number;
+  /** Milliseconds before a `subscribe` is acknowledged, while the subscription already receives live messages. Default 0. */
+  readonly ackDelay?: number;
 }
 
 interface Peer {
@@ -98,6 +105,14 @@ export class ChannelsServer {
     return this.deliver(channel, message, sender);
   }
 
+  /**
+   * Publishes from the server side, but sends it to the subscribers only when the returned function
+   * is called: a fan-out that runs late, as concurrent publishes may (ids then arrive out of order).
+   */
+  publishLate(channel: string, message: unknown, sender = 'backend'): () => void {
+    return this.number(channel, message, sender).fanOut;
+  }
+
   /** Ends every connection abruptly (a network failure: close code 1006 on the client). */
   dropAll(): void {
     for (const peer of this.peers) peer.socket.terminate();
@@ -122,6 +137,11 @@ export class ChannelsServer {
     const state = this.channels.get(channel);
     if (!state) return;
     while (state.history.length > 0 && state.history[0].id < keepFrom) state.history.shift();
+  }
+
+  /** Forgets a channel's ids and history, as a recreated table does: the next id is 1 again. */
+  resetChannel(channel: string): void {
+    this.channels.delete(channel);
   }
 
   async close(): Promise<void> {
@@ -195,11 +215,22 @@ export class ChannelsServer {
         const fresh = !peer.subscriptions.has(frame.channel);
         peer.subscriptions.add(frame.channel);
         const state = this.channel(frame.channel);
-        const replay = frame.since === undefined ? [] : state.history.filter((entry) => entry.id > frame.since);
+        // A since above the last id: the channel's ids restarted (resetChannel), replay from the start.
+        const reset = frame.since !== undefined && frame.since > state.nextId - 1;
+        const since = reset ? 0 : frame.since;
+        const replay = since === undefined ? [] : state.history.filter((entry) => entry.id > since);
         const oldest = state.history[0]?.id ?? state.nextId;
-        const gap = frame.since !== undefined && oldest > frame.since + 1;
-        this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...echo });
-        for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+        const gap = since !== undefined && oldest > since + 1;
+        const answer = () => {
+          this.send(peer, { action: 'subscribed', channel: frame.channel, ...(gap ? { gap: true } : {}), ...(reset ? { reset: true } : {}), ...echo });
+          const sendReplay = () => {
+            for (const entry of replay) this.send(peer, { ...entry.frame, replay: true });
+          };
+          if (this.options.replayDelay) setTimeout(sendReplay, this.options.replayDelay);
+          else sendReplay();
+        };
+        if (this.options.ackDelay) setTimeout(answer, this.options.ackDelay);
+        else answer();
         if (fresh) this.join(peer, frame.channel);
         return;
       }
@@ -253,15 +284,24 @@ export class ChannelsServer {
   }
 
   private deliver(channel: string, message: unknown, sender: string): number {
+    const { id, fanOut } = this.number(channel, message, sender);
+    fanOut();
+    return id;
+  }
+
+  /** Gives the message its id and keeps it in history; `fanOut` sends it to the subscribers. */
+  private number(channel: string, message: unknown, sender: string): { id: number; fanOut: () => void } {
     const state = this.channel(channel);
     const id = state.nextId++;
     const frame = { channel, message, sender, id };
     state.history.push({ id, frame });
     if (state.history.length > (this.options.historyLimit ?? 100)) state.history.shift();
-    for (const peer of this.peers) {
-      if ([...peer.subscriptions].some((pattern) => matches(pattern, channel))) this.send(peer, frame);
-    }
-    return id;
+    const fanOut = () => {
+      for (const peer of this.peers) {
+        if ([...peer.subscriptions].some((pattern) => matches(pattern, channel))) this.send(peer, frame);
+      }
+    };
+    return { id, fanOut };
   }
 
   private tracksPresence(channel: string): boolean {

@@ -68,7 +68,7 @@ export class PinnedGateway {
   }
 
   get url(): string {
-    return /^READY (\S+)$/m.exec(this.output)![1];
+    return /^READY (\S+)/m.exec(this.output)![1]; // the API's name may follow the URL
   }
 
   stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
