@@ -1001,7 +1001,7 @@ function validateProps(props: AuthenticatedWebSocketApiProps): void {
     }
     const reserved = handlers.fanOutWorker.reservedConcurrency;
     if (reserved !== undefined && !Token.isUnresolved(reserved) && reserved < fanOut.maxWorkers) {
-      throw new Error(`AuthenticatedWebSocketApi: handlers.fanOutWorker.reservedConcurrency is ${reserved}, below the ${fanOut.maxWorkers} workers the queue runs at once (one per segment, at least 2); reserve at least ${fanOut.maxWorkers} or use fewer segments.`);
+      throw new Error(`AuthenticatedWebSocketApi: handlers.fanOutWorker.reservedConcurrency is ${reserved}, below the ${fanOut.maxWorkers} workers the queue runs at once (FanOut.queue's maxWorkers); reserve at least ${fanOut.maxWorkers} or set a smaller maxWorkers.`);
     }
   }
 

@@ -32,6 +32,16 @@ export interface QueueFanOutOptions {
    * @default 5000
    */
   readonly maxSendRate?: number;
+
+  /**
+   * Most worker invocations at once (the SQS event source's maximum concurrency, 2 or more). Fewer
+   * workers than segments take the segments' tasks in turn, each sending at a larger share of
+   * `maxSendRate`, so the broadcast takes as long and bills less time spent waiting on pacing.
+   * @default - as many as `maxSendRate` needs at the 1,500 posts per second one 512 MB worker sends
+   *   comfortably (about 150 us of CPU per post over TLS, measured by bench:fanout): 4 for the default
+   *   5,000 per second; at least 2, at most one per segment
+   */
+  readonly maxWorkers?: number;
 }
 
 /**
@@ -68,7 +78,12 @@ export class FanOut {
     if (!Token.isUnresolved(maxSendRate) && !(Number.isInteger(maxSendRate) && maxSendRate >= 2 * Math.max(2, segments))) {
       throw new Error(`FanOut.queue: maxSendRate is ${maxSendRate}; use a whole number of posts per second of at least 2 per worker (${2 * Math.max(2, segments)} for ${segments} segments).`);
     }
-    return new FanOut(true, concurrency, segments, maxSendRate);
+    const onePerSegment = Math.max(2, segments);
+    const maxWorkers = options.maxWorkers ?? (Token.isUnresolved(maxSendRate)
+      ? onePerSegment
+      : Math.min(onePerSegment, Math.max(2, Math.ceil(maxSendRate / POSTS_PER_WORKER))));
+    checkWhole('FanOut.queue', 'maxWorkers', maxWorkers, 2, 1000);
+    return new FanOut(true, concurrency, segments, maxSendRate, maxWorkers);
   }
 
   /** Whether broadcasts go through the queue to workers. */
@@ -86,21 +101,27 @@ export class FanOut {
    */
   public readonly maxSendRate?: number;
 
-  private constructor(queued: boolean, concurrency: number, segments: number, maxSendRate: number | undefined) {
+  /**
+   * Queue mode: the most worker invocations that run at once (the SQS event source's maximum
+   * concurrency, which Lambda allows from 2); each sends at `maxSendRate / maxWorkers`.
+   * @default - inline: none
+   */
+  public readonly maxWorkers: number;
+
+  private constructor(queued: boolean, concurrency: number, segments: number, maxSendRate: number | undefined, maxWorkers = 0) {
     this.queued = queued;
     this.concurrency = concurrency;
     this.segments = segments;
     this.maxSendRate = maxSendRate;
-  }
-
-  /**
-   * Queue mode: the most worker invocations that run at once (the SQS event source's maximum
-   * concurrency, which Lambda allows from 2).
-   */
-  public get maxWorkers(): number {
-    return Math.max(2, this.segments);
+    this.maxWorkers = maxWorkers;
   }
 }
+
+/**
+ * Posts per second one worker at its default 512 MB sends comfortably: about 0.29 vCPU at about
+ * 150 us of CPU per post over TLS (bench/RESULTS.md, Fan-out) is about 1,900 per second at full load.
+ */
+const POSTS_PER_WORKER = 1_500;
 
 function checkWhole(factory: string, name: string, value: number, min: number, max: number): void {
   if (Token.isUnresolved(value)) return;

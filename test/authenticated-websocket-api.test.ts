@@ -398,7 +398,7 @@ describe('invalid operational options throw with what to change', () => {
     ['an environment variable the construct sets', { handlers: { message: { environment: { CALLBACK_URL: 'x' } } } }, /handlers\.message\.environment sets CALLBACK_URL, which the construct sets itself/],
     ['an environment variable Lambda reserves', { handlers: { message: { environment: { AWS_REGION: 'x' } } } }, /handlers\.message\.environment sets AWS_REGION, which Lambda reserves/],
     ['fan-out worker options with inline fan-out', { handlers: { fanOutWorker: { memorySize: 1024 } } }, /handlers\.fanOutWorker applies to queued fan-out only; use fanOut: FanOut\.queue\(\)/],
-    ['fewer reserved workers than segments', { fanOut: FanOut.queue({ segments: 8 }), handlers: { fanOutWorker: { reservedConcurrency: 4 } } }, /handlers\.fanOutWorker\.reservedConcurrency is 4, below the 8 workers the queue runs at once.*reserve at least 8/],
+    ['fewer reserved workers than the queue runs', { fanOut: FanOut.queue({ segments: 8, maxWorkers: 8 }), handlers: { fanOutWorker: { reservedConcurrency: 4 } } }, /handlers\.fanOutWorker\.reservedConcurrency is 4, below the 8 workers the queue runs at once.*reserve at least 8/],
   ])('%s', (_name, props, message) => {
     expect(build(props)).toThrow(message);
   });

@@ -54,12 +54,12 @@ describe('FanOut.queue()', () => {
     });
   });
 
-  test('the worker takes one task at a time, at most one invocation per segment, reporting partial failures', () => {
+  test('the worker takes one task at a time, at most as many invocations as maxSendRate needs (8,000/s: 6 for 20 segments), reporting partial failures', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: worker() },
       EventSourceArn: { 'Fn::GetAtt': [queue(), 'Arn'] },
       BatchSize: 1,
-      ScalingConfig: { MaximumConcurrency: 20 },
+      ScalingConfig: { MaximumConcurrency: 6 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
@@ -67,8 +67,8 @@ describe('FanOut.queue()', () => {
   test('each worker is held to its share of maxSendRate, so all together stay under it', () => {
     const fn = template.findResources('AWS::Lambda::Function')[worker()];
     const variables = fn.Properties.Environment.Variables;
-    expect(variables).toMatchObject({ FANOUT_CONCURRENCY: '50', FANOUT_MAX_SEND_RATE: '400', POST_TIMEOUT_MS: '5000' });
-    expect(Number(variables.FANOUT_MAX_SEND_RATE) * 20).toBeLessThanOrEqual(8_000);
+    expect(variables).toMatchObject({ FANOUT_CONCURRENCY: '50', FANOUT_MAX_SEND_RATE: '1333', POST_TIMEOUT_MS: '5000' });
+    expect(Number(variables.FANOUT_MAX_SEND_RATE) * 6).toBeLessThanOrEqual(8_000);
     expect(variables.FANOUT_QUEUE_URL).toEqual({ Ref: queue() });
     expect(variables.FANOUT_DLQ_URL).toEqual({ Ref: dlq() });
     expect(variables.CALLBACK_URL).toBeDefined();
@@ -95,11 +95,20 @@ describe('FanOut.queue()', () => {
     expect(send.flatMap((s) => [s.Resource].flat())).toEqual(expect.arrayContaining([{ 'Fn::GetAtt': [queue(), 'Arn'] }, { 'Fn::GetAtt': [dlq(), 'Arn'] }]));
   });
 
-  test('defaults: 16 segments, 100 in flight, 5,000 posts per second in all', () => {
+  test('defaults: 16 segments, 100 in flight, 5,000 posts per second in all, by 4 workers at 1,250 each (not 16 at 312, mostly waiting on pacing)', () => {
     const { template: t } = quickStart({ fanOut: FanOut.queue() });
     const fn = t.findResources('AWS::Lambda::Function')[logicalId(t, 'AWS::Lambda::Function', 'ChatFanOutWorker')];
-    expect(fn.Properties.Environment.Variables).toMatchObject({ FANOUT_CONCURRENCY: '100', FANOUT_MAX_SEND_RATE: '312' });
-    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: { MaximumConcurrency: 16 } });
+    expect(fn.Properties.Environment.Variables).toMatchObject({ FANOUT_CONCURRENCY: '100', FANOUT_MAX_SEND_RATE: '1250' });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: { MaximumConcurrency: 4 } });
+  });
+
+  test('maxWorkers sets the workers and their share; a worker per segment is the most the default takes', () => {
+    const { template: t } = quickStart({ fanOut: FanOut.queue({ segments: 20, maxSendRate: 8_000, maxWorkers: 20 }) });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { ScalingConfig: { MaximumConcurrency: 20 } });
+    const fn = t.findResources('AWS::Lambda::Function')[logicalId(t, 'AWS::Lambda::Function', 'ChatFanOutWorker')];
+    expect(fn.Properties.Environment.Variables.FANOUT_MAX_SEND_RATE).toBe('400');
+    expect(FanOut.queue({ segments: 3, maxSendRate: 9_000 }).maxWorkers).toBe(3);
+    expect(FanOut.queue({ segments: 16, maxSendRate: 9_000 }).maxWorkers).toBe(6);
   });
 
   test('one segment still allows Lambda\'s minimum of 2 concurrent workers, each at half the rate', () => {
@@ -153,6 +162,7 @@ describe('invalid fan-out options say what to change', () => {
     ['queue segments 0', () => FanOut.queue({ segments: 0 }), /FanOut\.queue: segments is 0; use a whole number from 1 to 1000/],
     ['queue segments 1.5', () => FanOut.queue({ segments: 1.5 }), /segments is 1\.5/],
     ['queue concurrency 1001', () => FanOut.queue({ concurrency: 1001 }), /concurrency is 1001/],
+    ['one worker (Lambda allows 2 at least)', () => FanOut.queue({ maxWorkers: 1 }), /FanOut\.queue: maxWorkers is 1; use a whole number from 2 to 1000/],
     ['a send rate too small to share', () => FanOut.queue({ segments: 10, maxSendRate: 15 }), /maxSendRate is 15; use a whole number of posts per second of at least 2 per worker \(20 for 10 segments\)/],
   ])('%s', (_name, make, message) => {
     expect(make).toThrow(message);
