@@ -470,8 +470,8 @@ function cpuBoundReport(rows: Row[]): string[] {
 
 /**
  * "On paper: 1,000,000 connections" from the measured per-worker numbers and the queue mode's design
- * (src/fan-out.ts: one task per scan segment, at most max(2, segments) workers at once, each paced at
- * maxSendRate / max(2, segments); a worker nearing its 2 min timeout re-enqueues the rest).
+ * (src/fan-out.ts: one task per scan segment, at most maxWorkers workers at once, each paced at
+ * maxSendRate / maxWorkers; a worker nearing its 2 min timeout re-enqueues the rest).
  */
 function onPaper(rows: Row[], cpuBound: Row[]): string[] {
   const biggest = [...rows].filter((r) => r.run.approach === 'engine').sort((x, y) => y.size - x.size)[0];
@@ -495,8 +495,9 @@ function onPaper(rows: Row[], cpuBound: Row[]): string[] {
     `(if a Lambda vCPU is as fast as this machine's core). Per worker: min(${int(measuredRate)}, ${int(cpuBoundLambda)}) = **${int(perWorker)}/s**, ` +
     'less if @connections answers slower than 20 ms from inside the region (throughput = 100 / latency).');
   t.push('');
-  t.push('Queue mode paces each worker at maxSendRate / max(2, segments); the broadcast takes N / maxSendRate as long as ' +
-    'segments x per-worker throughput >= maxSendRate, so the fewest segments is ceil(maxSendRate / per-worker). A worker\'s share of ' +
+  t.push('Queue mode paces each worker at maxSendRate / maxWorkers; the broadcast takes N / maxSendRate as long as ' +
+    'maxWorkers x per-worker throughput >= maxSendRate, so the fewest workers is ceil(maxSendRate / per-worker). The table runs one worker ' +
+    'per segment (`maxWorkers` = segments used). A worker\'s share of ' +
     `the audience is N / segments; past ${usable} s (its 2 min timeout less the 8 s margin) it re-enqueues the rest and another invocation goes on.`);
   t.push('');
   t.push('| account throttle | maxSendRate | fewest segments (workers) | segments used | per-worker pace | wall for 1,000,000 | each worker |');
@@ -514,7 +515,8 @@ function onPaper(rows: Row[], cpuBound: Row[]): string[] {
   t.push('');
   t.push('maxSendRate is set below the throttle (90%) to leave room for the rest of the account. Add to the wall the start of the ' +
     'workers (SQS polling and cold starts, about a second) and, for continuations, a re-read of at most one 500-row page per worker. ' +
-    'The default FanOut.queue() (16 segments, 5,000/s) takes 1,000,000 / 5,000 = 200 s, each worker 62,500 recipients at 313/s, with one continuation each. ' +
+    'The default FanOut.queue() (16 segments, 5,000/s, maxWorkers ceil(5,000 / 1,500) = 4 at 1,250/s) takes 1,000,000 / 5,000 = 200 s, ' +
+    'each worker taking 4 segments of 62,500 recipients in turn, 50 s each, without continuations. ' +
     'Inline mode cannot do it: one engine in a 30 s message handler (512 MB) sends for 30 s less the 8 s margin, so it reaches at most about ' +
     `${int(perWorker * 22)} recipients (${int(perWorker)}/s x 22 s).`);
   t.push('');
