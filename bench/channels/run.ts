@@ -13,7 +13,7 @@
  * It prints the `## Channels` section and writes it into bench/RESULTS.md (full runs only;
  * BENCH_SIZES=1000 for a quick check).
  */
-import { ChildProcess, execSync, fork } from 'node:child_process';
+import { execSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +26,7 @@ import { ChannelStore } from '../../src/runtime/channel-store';
 import { Registry } from '../../src/runtime/environment';
 import { channelsTableInput } from '../../test/support/channels-table';
 import { registryTableInput } from '../../test/support/registry-table';
+import { killIfAlive, startServer } from '../fanout/server-process';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   const dynamoEndpoint = `http://127.0.0.1:${(db.address() as AddressInfo).port}`;
   const dynamo = new DynamoDBClient({ endpoint: dynamoEndpoint });
 
-  const server = await startServer();
+  const server = await startServer(join(FANOUT_BUILD, 'server.js'));
   const callbackUrl = `http://127.0.0.1:${server.port}/${STAGE}`;
   const rows: Array<{ size: number; mode: Mode; runs: RunResult[] }> = [];
   for (const size of SIZES) {
@@ -150,43 +151,6 @@ async function load(client: DynamoDBClient, table: ReturnType<typeof registryTab
   }));
 }
 
-interface ServerStats { delivered: number; posts: number }
-
-async function startServer(): Promise<{ port: number; configure(config: object): Promise<void>; stats(): Promise<ServerStats>; stop(): void }> {
-  const child = fork(join(FANOUT_BUILD, 'server.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const reply = <T>(type: string): Promise<T> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not answer ${type}`)), 10_000);
-    const onMessage = (message: { type: string }) => {
-      if (message.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      resolve(message as T);
-    };
-    child.on('message', onMessage);
-  });
-  const { port } = await reply<{ port: number }>('listening');
-  return {
-    port,
-    configure: async (config) => {
-      const answered = reply('configured');
-      child.send({ type: 'configure', config });
-      await answered;
-    },
-    stats: async () => {
-      const answered = reply<ServerStats>('stats');
-      child.send({ type: 'stats' });
-      return answered;
-    },
-    stop: () => {
-      child.send({ type: 'stop' });
-      setTimeout(() => killIfAlive(child), 2_000).unref();
-    },
-  };
-}
-
-function killIfAlive(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null) child.kill();
-}
 
 function runClient(job: Job): Promise<RunResult> {
   // The client's own log lines (one per subscribe) are not the report's business: stdout is dropped.

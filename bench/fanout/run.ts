@@ -21,7 +21,7 @@
  * fewer approaches, BENCH_CEILING=0 skips part 2, BENCH_CPU_BOUND=0 part 3, BENCH_CPU_PROF=<dir> runs the clients under `node --cpu-prof`.
  * The report is written to RESULTS.md only by a full run.
  */
-import { ChildProcess, execFileSync, execSync, fork } from 'node:child_process';
+import { execFileSync, execSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, WriteRequest } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { Approach, Job, RunResult } from './client';
+import { killIfAlive, ServerStats, startServer } from './server-process';
 import { Registry } from '../../src/runtime/environment';
 import { registryTableInput } from '../../test/support/registry-table';
 
@@ -61,14 +62,6 @@ const LABEL: Record<Approach, string> = {
   raw: '(d) raw HTTP',
 };
 
-interface ServerStats {
-  delivered: number;
-  posts: number;
-  signed: number;
-  statuses: Record<string, number>;
-  maxInFlight: number;
-  deliveringMs: number;
-}
 
 interface Row {
   size: number;
@@ -103,7 +96,7 @@ async function main(): Promise<void> {
   }
 
   const tls = CPU_BOUND ? makeCertificate() : undefined;
-  const server = await startServer(tls);
+  const server = await startServer(join(__dirname, 'server.js'), tls);
   const callbackUrl = `http://127.0.0.1:${server.port}/${STAGE}`;
   const job = (approach: Approach, size: number, extra: Partial<Job> = {}): Job => ({
     approach, dynamoEndpoint, tableName: tables.get(size)!, callbackUrl, concurrency: CONCURRENCY, payload: PAYLOAD, ...extra,
@@ -194,14 +187,6 @@ async function loadRegistry(client: DynamoDBClient, tableName: string, size: num
   return tableName;
 }
 
-interface ServerHandle {
-  port: number;
-  /** The same API over TLS, when the server was given a certificate. */
-  tlsPort?: number;
-  configure(config: { latencyMs: number; stage: string; maxRate?: number; errorRate?: number }): Promise<void>;
-  stats(): Promise<ServerStats>;
-  stop(): void;
-}
 
 /** A throwaway self-signed certificate for 127.0.0.1 (openssl), for the TLS part. */
 function makeCertificate(): { key: string; cert: string; certFile: string } {
@@ -213,45 +198,6 @@ function makeCertificate(): { key: string; cert: string; certFile: string } {
   return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
 }
 
-async function startServer(tls?: { key: string; cert: string }): Promise<ServerHandle> {
-  const child = fork(join(__dirname, 'server.js'), [], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...(tls ? { BENCH_TLS_KEY: tls.key, BENCH_TLS_CERT: tls.cert } : {}) },
-  });
-  const reply = <T>(type: string): Promise<T> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not answer ${type}`)), 10_000);
-    const onMessage = (message: { type: string }) => {
-      if (message.type !== type) return;
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      resolve(message as T);
-    };
-    child.on('message', onMessage);
-  });
-  const { port, tlsPort } = await reply<{ port: number; tlsPort?: number }>('listening');
-  return {
-    port,
-    tlsPort,
-    configure: async (config) => {
-      const answered = reply('configured');
-      child.send({ type: 'configure', config });
-      await answered;
-    },
-    stats: async () => {
-      const answered = reply<ServerStats>('stats');
-      child.send({ type: 'stats' });
-      return answered;
-    },
-    stop: () => {
-      child.send({ type: 'stop' });
-      setTimeout(() => killIfAlive(child), 2_000).unref();
-    },
-  };
-}
-
-function killIfAlive(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null) child.kill();
-}
 
 /** One run in a fresh client process; its output is counted, not printed (the last lines on failure). */
 async function runClient(job: Job, trustCertFile?: string): Promise<RunResult> {
