@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, WriteRequest } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { Job, Mode, RunResult } from './client';
 import { ChannelStore } from '../../src/runtime/channel-store';
@@ -27,6 +27,7 @@ import { Registry } from '../../src/runtime/environment';
 import { channelsTableInput } from '../../test/support/channels-table';
 import { registryTableInput } from '../../test/support/registry-table';
 import { killIfAlive, startServer } from '../fanout/server-process';
+import { putAll } from '../support/put-all';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -135,20 +136,7 @@ function subscriptionRow(store: ChannelStore, channel: string, connectionId: str
 
 async function load(client: DynamoDBClient, table: ReturnType<typeof registryTableInput>, items: Array<Record<string, any>>): Promise<void> {
   await client.send(new CreateTableCommand(table));
-  const tableName = table.TableName!;
-  const batches: WriteRequest[][] = [];
-  for (let i = 0; i < items.length; i += 25) batches.push(items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })));
-  let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < batches.length) {
-      let batch = batches[next++];
-      for (let attempt = 0; batch.length > 0; attempt++) {
-        if (attempt > 10) throw new Error('dynalite left items unprocessed');
-        const answer = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: batch } }));
-        batch = answer.UnprocessedItems?.[tableName] ?? [];
-      }
-    }
-  }));
+  await putAll(client, table.TableName!, items);
 }
 
 

@@ -27,12 +27,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BatchWriteItemCommand, CreateTableCommand, DynamoDBClient, WriteRequest } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { Approach, Job, RunResult } from './client';
 import { killIfAlive, ServerStats, startServer } from './server-process';
 import { Registry } from '../../src/runtime/environment';
 import { registryTableInput } from '../../test/support/registry-table';
+import { putAll } from '../support/put-all';
 
 const LATENCY_MS = 20;
 const CONCURRENCY = 100;
@@ -159,31 +160,15 @@ async function main(): Promise<void> {
 async function loadRegistry(client: DynamoDBClient, tableName: string, size: number): Promise<string> {
   await client.send(new CreateTableCommand(registryTableInput(tableName)));
   const now = Date.now();
-  const rows: WriteRequest[] = Array.from({ length: size }, (_, i) => ({
-    PutRequest: {
-      Item: {
-        // API Gateway connection ids look like `L0SM9cOFvHcCIhw=`: 11 random bytes in base64.
-        [Registry.PARTITION_KEY]: { S: randomBytes(11).toString('base64') },
-        [Registry.USER_ID]: { S: `user-${String(i % 5_000).padStart(4, '0')}` },
-        [Registry.CONNECTED_AT]: { N: String(now) },
-        [Registry.TTL]: { N: String(Math.floor(now / 1000) + 86_400) },
-        [Registry.EXPIRES_AT]: { N: String(Math.floor(now / 1000) + 3_600) },
-      },
-    },
+  const items = Array.from({ length: size }, (_, i) => ({
+    // API Gateway connection ids look like `L0SM9cOFvHcCIhw=`: 11 random bytes in base64.
+    [Registry.PARTITION_KEY]: { S: randomBytes(11).toString('base64') },
+    [Registry.USER_ID]: { S: `user-${String(i % 5_000).padStart(4, '0')}` },
+    [Registry.CONNECTED_AT]: { N: String(now) },
+    [Registry.TTL]: { N: String(Math.floor(now / 1000) + 86_400) },
+    [Registry.EXPIRES_AT]: { N: String(Math.floor(now / 1000) + 3_600) },
   }));
-  const batches: WriteRequest[][] = [];
-  for (let i = 0; i < rows.length; i += 25) batches.push(rows.slice(i, i + 25));
-  let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < batches.length) {
-      let batch = batches[next++];
-      for (let attempt = 0; batch.length > 0; attempt++) {
-        if (attempt > 10) throw new Error('dynalite left rows unprocessed');
-        const answer = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: batch } }));
-        batch = answer.UnprocessedItems?.[tableName] ?? [];
-      }
-    }
-  }));
+  await putAll(client, tableName, items);
   return tableName;
 }
 
